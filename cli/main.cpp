@@ -1,0 +1,51 @@
+// rlvr: the command-line entry point. Parses the subcommand, runs it, and turns exceptions into a
+// logged message and an exit code (2 for usage and config errors, 1 for runtime failures).
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  using namespace rlvr;
+  CLI::App app{"rlvr: reinforcement learning from verifiable rewards (GRPO) for language models"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "print the rlvr and torch versions, and whether CUDA is usable");
+  cli::Action run;
+  cli::add_train(app, run);
+  cli::add_sft(app, run);
+  cli::add_eval(app, run);
+  cli::add_generate(app, run);
+  cli::add_verify(app, run);
+  cli::add_logprobs(app, run);
+  cli::add_tokenize(app, run);
+  cli::add_distill(app, run);
+  cli::add_data(app, run);
+  cli::add_launch(app, run);
+  cli::add_config(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : static_cast<int>(ExitCode::usage);
+  }
+  try {
+    if (version) {
+      std::cout << cli::version_string() << std::endl;
+      return 0;
+    }
+    if (!run) {
+      std::cout << app.help() << std::endl;
+      return static_cast<int>(ExitCode::usage);
+    }
+    return run();
+  } catch (const Error& e) {
+    log::error("{}", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+    return static_cast<int>(ExitCode::runtime);
+  }
+}

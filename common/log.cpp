@@ -1,0 +1,72 @@
+#include "common/log.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <set>
+
+#include "common/error.h"
+
+namespace rlvr::log {
+namespace {
+
+std::mutex g_mu;
+std::set<std::string> g_files;
+int g_rank = 0;
+
+spdlog::logger& logger() {
+  static std::shared_ptr<spdlog::logger> l = [] {
+    auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    auto lg = std::make_shared<spdlog::logger>("rlvr", sink);
+    lg->set_pattern("[%H:%M:%S] [%^%l%$] %v");
+    lg->set_level(spdlog::level::info);
+    lg->flush_on(spdlog::level::info);
+    return lg;
+  }();
+  return *l;
+}
+
+spdlog::level::level_enum to_spd(Level l) {
+  switch (l) {
+    case Level::debug: return spdlog::level::debug;
+    case Level::info: return spdlog::level::info;
+    case Level::warn: return spdlog::level::warn;
+    case Level::error: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+}  // namespace
+
+void set_level(Level level) { logger().set_level(to_spd(level)); }
+
+Level parse_level(const std::string& name) {
+  if (name == "debug") return Level::debug;
+  if (name == "info") return Level::info;
+  if (name == "warn" || name == "warning") return Level::warn;
+  if (name == "error") return Level::error;
+  throw ConfigError(fmt::format("unknown log level '{}'; known: [debug, info, warn, error]", name));
+}
+
+void add_file_sink(const std::filesystem::path& path) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  if (!g_files.insert(path.string()).second) return;
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
+  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  sink->set_level(spdlog::level::debug);
+  logger().sinks().push_back(sink);
+}
+
+void set_rank(int rank) {
+  g_rank = rank;
+  if (rank != 0) {
+    logger().set_level(spdlog::level::warn);
+    logger().set_pattern(fmt::format("[%H:%M:%S] [rank {}] [%^%l%$] %v", rank));
+  }
+}
+
+void write(Level level, const std::string& msg) { logger().log(to_spd(level), "{}", msg); }
+
+}  // namespace rlvr::log

@@ -1,0 +1,42 @@
+#include "common/metrics.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace rlvr {
+
+MetricsSink::MetricsSink(const std::filesystem::path& path, bool append) {
+  if (path.empty()) return;
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  out_.open(path, append ? std::ios::app : std::ios::trunc);
+  RLVR_CHECK(out_.good(), "cannot open metrics file '{}'", path.string());
+}
+
+void MetricsSink::write(int64_t step, const MetricMap& metrics) {
+  if (!out_.is_open()) return;
+  nlohmann::ordered_json j;
+  j["step"] = step;
+  for (const auto& [k, v] : metrics) {
+    if (std::isfinite(v)) j[k] = v;
+    else j[k] = nullptr;
+  }
+  out_ << j.dump() << '\n';
+  out_.flush();
+}
+
+std::string MetricsSink::console_line(int64_t step, const MetricMap& metrics,
+                                      const std::vector<std::pair<std::string, std::string>>& keys) {
+  std::string s = fmt::format("step {}", step);
+  for (const auto& [key, label] : keys) {
+    auto it = metrics.find(key);
+    if (it == metrics.end()) continue;
+    s += fmt::format(" | {} {:.4g}", label, it->second);
+  }
+  return s;
+}
+
+}  // namespace rlvr

@@ -1,0 +1,28 @@
+// Metrics sink: one JSON object per step appended to <run_dir>/metrics.jsonl (flushed each step, so a
+// crash loses at most the step in flight), plus a one-line console summary of selected keys.
+#pragma once
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rlvr {
+
+using MetricMap = std::map<std::string, double>;
+
+class MetricsSink {
+ public:
+  // An empty path disables the file (ranks other than 0).
+  explicit MetricsSink(const std::filesystem::path& path, bool append = false);
+  // Writes {"step": step, <metrics...>}; non-finite values are written as null (valid JSON).
+  void write(int64_t step, const MetricMap& metrics);
+  // "step 3 | reward 0.412 | acc 0.375 | ..." from the keys present in `metrics`, in `keys` order.
+  static std::string console_line(int64_t step, const MetricMap& metrics,
+                                  const std::vector<std::pair<std::string, std::string>>& keys);
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace rlvr

@@ -1,0 +1,82 @@
+// Qwen2 / Llama-family decoder-only causal LM (and Qwen3 q/k-norm), built from an HF config.json,
+// loaded from / saved to HF safetensors directories. One forward for training (full padded sequences,
+// cache == nullptr) and incremental generation (cache != nullptr). Legend: B = batch rows,
+// T = tokens per row, V = vocab, H = hidden size.
+#pragma once
+#include <torch/nn/module.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/kv_cache.h"
+
+namespace rlvr::model {
+
+// The subset of config.json that changes the math. Unsupported fields that would change it are errors.
+struct ModelArgs {
+  std::string model_type = "qwen2";      // qwen2 | llama | qwen3
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;                  // 0 in config.json = hidden_size / num_attention_heads
+  int64_t max_position_embeddings = 32768;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  bool attention_bias = true;            // q/k/v bias (Qwen2: true; Llama: config attention_bias)
+  bool qk_norm = false;                  // Qwen3
+  // Llama 3 rope_scaling (rope_type "llama3"); factor 0 = none.
+  double rope_scaling_factor = 0.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  int64_t rope_original_max_position = 8192;
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;    // config.json / generation_config.json eos_token_id (int or list)
+  std::string torch_dtype = "float32";   // as written in config.json
+
+  static ModelArgs from_json_file(const std::filesystem::path& config_json);
+  std::string to_json() const;           // an HF config.json that transformers loads
+};
+
+struct ForwardOptions {
+  bool gradient_checkpointing = false;   // recompute each layer in backward (training only)
+};
+
+class CausalLMImpl;  // torch::nn::Module holding the weights
+
+class CausalLM {
+ public:
+  // Loads config.json + model.safetensors (or shards with the index) from an HF directory.
+  static std::shared_ptr<CausalLM> from_pretrained(const std::filesystem::path& dir, const at::Device& device,
+                                                   at::ScalarType dtype = at::kFloat);
+  // Random init (normal(0, 0.02), as HF's initializer_range default), seeded.
+  static std::shared_ptr<CausalLM> from_args(const ModelArgs& args, uint64_t seed, const at::Device& device);
+
+  // tokens, positions: [B, T] int64. attention_mask: [B, T] (1 = real token, 0 = padding) or undefined.
+  // Returns logits [B, T, V] (fp32 on CPU; the activation dtype on CUDA with bf16).
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
+                     KvCache* cache = nullptr, const ForwardOptions& opts = {});
+
+  // Writes config.json, generation_config.json, model.safetensors (shards + index above max_shard_bytes),
+  // via a temporary directory and a rename. Tokenizer files are copied from tokenizer_dir if given.
+  void save_pretrained(const std::filesystem::path& dir, const std::filesystem::path& tokenizer_dir = {},
+                       int64_t max_shard_bytes = 5LL << 30) const;
+
+  const ModelArgs& args() const;
+  std::vector<at::Tensor> parameters() const;
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;  // HF tensor names
+  torch::nn::Module& module();
+  at::Device device() const;
+
+ private:
+  std::shared_ptr<CausalLMImpl> impl_;
+  ModelArgs args_;
+};
+
+// Log-prob of each target token under logits, computed in fp32: logits [B, T, V], targets [B, T] -> [B, T].
+at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets);
+
+}  // namespace rlvr::model

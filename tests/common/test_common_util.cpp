@@ -1,0 +1,47 @@
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "common/config_io.h"
+#include "common/fs.h"
+#include "common/metrics.h"
+#include "common/progress.h"
+
+using namespace rlvr;
+
+TEST_CASE("edit distance and closest key", "[common]") {
+  CHECK(edit_distance("kitten", "sitting") == 3);
+  CHECK(edit_distance("", "abc") == 3);
+  CHECK(closest_key("clip_hgh", {"clip_low", "clip_high", "kl_coef"}) == "clip_high");
+  CHECK(closest_key("zzzzzzzz", {"clip_low", "clip_high"}).empty());
+}
+
+TEST_CASE("atomic write replaces the file and leaves no temporary", "[common]") {
+  auto dir = std::filesystem::temp_directory_path() / "rlvr_test_fs";
+  std::filesystem::remove_all(dir);
+  write_file_atomic(dir / "a.txt", "one");
+  write_file_atomic(dir / "a.txt", "two");
+  CHECK(read_file(dir / "a.txt") == "two");
+  int n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) (void)e, ++n;
+  CHECK(n == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("metrics sink writes one JSON object per step; non-finite as null", "[common]") {
+  auto p = std::filesystem::temp_directory_path() / "rlvr_test_metrics.jsonl";
+  {
+    MetricsSink s(p);
+    s.write(1, {{"reward/mean", 0.5}, {"loss", std::nan("")}});
+    s.write(2, {{"reward/mean", 0.75}});
+  }
+  std::string text = read_file(p);
+  CHECK(text == "{\"step\":1,\"loss\":null,\"reward/mean\":0.5}\n{\"step\":2,\"reward/mean\":0.75}\n");
+  CHECK(MetricsSink::console_line(3, {{"a", 0.123456}}, {{"a", "A"}, {"b", "B"}}) == "step 3 | A 0.1235");
+}
+
+TEST_CASE("progress renders done/total, percentage and rate", "[common]") {
+  Progress p("gen", 4, 10.0, /*enabled=*/false);
+  p.advance(1);
+  CHECK_THAT(p.render(), Catch::StartsWith("gen 1/4 (25%)"));
+}

@@ -1,0 +1,246 @@
+#include "trainer/config.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/error.h"
+#include "common/fs.h"
+
+namespace rlvr {
+namespace {
+
+const std::vector<std::string> kSections = {"run", "model", "data", "rollout", "rewards", "algorithm",
+                                            "optim", "train", "distributed", "logging"};
+
+template <class Section>
+void read_section(const YAML::Node& root, const char* name, Section& s, const std::string& file) {
+  YamlReader r(root[name], name, file);
+  s.visit(r);
+  r.finish();
+}
+
+template <class Section>
+std::vector<std::string> keys_of() {
+  Section s;
+  KeyLister l;
+  s.visit(l);
+  return l.keys;
+}
+
+std::vector<std::string> section_keys(const std::string& section) {
+  if (section == "run") return keys_of<RunConfig>();
+  if (section == "model") return keys_of<ModelConfig>();
+  if (section == "data") return keys_of<DataConfig>();
+  if (section == "rollout") return keys_of<RolloutConfig>();
+  if (section == "algorithm") return keys_of<AlgorithmConfig>();
+  if (section == "optim") return keys_of<OptimConfig>();
+  if (section == "train") return keys_of<TrainConfig>();
+  if (section == "distributed") return keys_of<DistributedConfig>();
+  if (section == "logging") return keys_of<LoggingConfig>();
+  return {};
+}
+
+std::string did_you_mean(const std::string& key, const std::vector<std::string>& known, const std::string& prefix) {
+  auto g = closest_key(key, known);
+  if (!g.empty()) return fmt::format("; did you mean '{}{}'?", prefix, g);
+  return fmt::format("; known: [{}]", fmt::join(known, ", "));
+}
+
+std::vector<RewardSpec> read_rewards(const YAML::Node& n, const std::string& file) {
+  std::vector<RewardSpec> out;
+  if (!n || n.IsNull()) return out;
+  RLVR_CONFIG_CHECK(n.IsSequence(), "rewards must be a list of {{name, weight, args}} ({})", node_location(n, file));
+  for (size_t i = 0; i < n.size(); ++i) {
+    RewardSpec s;
+    YamlReader r(n[i], fmt::format("rewards[{}]", i), file);
+    s.visit(r);
+    r.finish();
+    RLVR_CONFIG_CHECK(!s.name.empty(), "rewards[{}].name is missing ({})", i, node_location(n[i], file));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// "section.key=value" applied onto the YAML tree; rewards.<name>.weight / rewards.<name>.<arg> address
+// the reward function by name.
+void apply_override(YAML::Node& root, const std::string& ov) {
+  auto eq = ov.find('=');
+  RLVR_CONFIG_CHECK(eq != std::string::npos && eq > 0, "override '{}' must look like section.key=value", ov);
+  std::string path = ov.substr(0, eq), value = ov.substr(eq + 1);
+  auto dot = path.find('.');
+  RLVR_CONFIG_CHECK(dot != std::string::npos, "override '{}' must look like section.key=value", ov);
+  std::string section = path.substr(0, dot), key = path.substr(dot + 1);
+  if (std::find(kSections.begin(), kSections.end(), section) == kSections.end())
+    throw ConfigError(fmt::format("unknown section '{}' in override '{}'{}", section, ov, did_you_mean(section, kSections, "")));
+  YAML::Node val = (value.size() > 0 && value[0] == '[') ? YAML::Node(YAML::Load(value)) : YAML::Node(value);
+  if (section == "rewards") {
+    auto d2 = key.find('.');
+    RLVR_CONFIG_CHECK(d2 != std::string::npos, "override '{}' must be rewards.<name>.weight=W or rewards.<name>.<arg>=V", ov);
+    std::string name = key.substr(0, d2), field = key.substr(d2 + 1);
+    YAML::Node list = root["rewards"];
+    bool found = false;
+    std::vector<std::string> names;
+    for (size_t i = 0; list && list.IsSequence() && i < list.size(); ++i) {
+      YAML::Node item = list[i];
+      auto nm = item["name"] ? item["name"].as<std::string>() : "";
+      names.push_back(nm);
+      if (nm != name) continue;
+      found = true;
+      if (field == "weight") item["weight"] = val;
+      else item["args"][field] = val;
+    }
+    if (!found)
+      throw ConfigError(fmt::format("override '{}': no reward named '{}' in the config{}", ov, name,
+                                    did_you_mean(name, names, "")));
+    return;
+  }
+  auto known = section_keys(section);
+  if (std::find(known.begin(), known.end(), key) == known.end())
+    throw ConfigError(fmt::format("unknown key '{}' (command-line override){}", path, did_you_mean(key, known, section + ".")));
+  root[section][key] = val;
+}
+
+}  // namespace
+
+std::string Config::output_dir() const { return run.output_dir.empty() ? "runs/" + run.name : run.output_dir; }
+
+Config parse_config(const std::string& text, const std::string& file, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = text.empty() ? YAML::Node(YAML::NodeType::Map) : YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}:{}: YAML syntax error: {}", file, e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  RLVR_CONFIG_CHECK(root.IsMap(), "{}: the config must be a mapping of sections", file);
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    auto k = it->first.as<std::string>();
+    if (std::find(kSections.begin(), kSections.end(), k) == kSections.end())
+      throw ConfigError(fmt::format("unknown section '{}' ({}){}", k, node_location(it->first, file),
+                                    did_you_mean(k, kSections, "")));
+  }
+  if (!root["rewards"]) {  // overrides address the default rubric by name
+    YAML::Node item;
+    item["name"] = "math_accuracy";
+    item["weight"] = 1.0;
+    root["rewards"].push_back(item);
+  }
+  for (const auto& ov : overrides) apply_override(root, ov);
+
+  Config c;
+  read_section(root, "run", c.run, file);
+  read_section(root, "model", c.model, file);
+  read_section(root, "data", c.data, file);
+  read_section(root, "rollout", c.rollout, file);
+  c.rewards = read_rewards(root["rewards"], file);
+  read_section(root, "algorithm", c.algorithm, file);
+  read_section(root, "optim", c.optim, file);
+  read_section(root, "train", c.train, file);
+  read_section(root, "distributed", c.distributed, file);
+  read_section(root, "logging", c.logging, file);
+  validate(c);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return parse_config("", "<defaults>", overrides);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error&) {
+    throw ConfigError(fmt::format("cannot read config file '{}'", path));
+  }
+  return parse_config(text, path, overrides);
+}
+
+namespace {
+void one_of(const std::string& key, const std::string& v, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return;
+  throw ConfigError(fmt::format("{} must be one of [{}], got '{}'", key, fmt::join(allowed, ", "), v));
+}
+}  // namespace
+
+void validate(const Config& c) {
+  one_of("run.device", c.run.device, {"auto", "cpu", "cuda"});
+  RLVR_CONFIG_CHECK(c.run.threads >= 0, "run.threads must be >= 0, got {}", c.run.threads);
+  one_of("model.dtype", c.model.dtype, {"auto", "fp32", "bf16"});
+  one_of("model.chat_template", c.model.chat_template, {"none", "chatml", "llama3"});
+  one_of("data.template", c.data.templ, {"r1_zero", "qwen_math", "chat", "raw"});
+  RLVR_CONFIG_CHECK(c.data.templ != "raw" || c.data.template_string.find("{prompt}") != std::string::npos,
+                    "data.template_string must contain {{prompt}}, got '{}'", c.data.template_string);
+  RLVR_CONFIG_CHECK(c.data.max_prompt_tokens >= 1, "data.max_prompt_tokens must be >= 1, got {}", c.data.max_prompt_tokens);
+  RLVR_CONFIG_CHECK(c.data.task_difficulty >= 1, "data.task_difficulty must be >= 1, got {}", c.data.task_difficulty);
+  RLVR_CONFIG_CHECK(c.rollout.group_size >= 2, "rollout.group_size must be >= 2, got {}", c.rollout.group_size);
+  RLVR_CONFIG_CHECK(c.rollout.max_new_tokens >= 1, "rollout.max_new_tokens must be >= 1, got {}", c.rollout.max_new_tokens);
+  RLVR_CONFIG_CHECK(c.rollout.temperature >= 0, "rollout.temperature must be >= 0, got {}", c.rollout.temperature);
+  RLVR_CONFIG_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "rollout.top_p must be in (0, 1], got {}", c.rollout.top_p);
+  RLVR_CONFIG_CHECK(c.rollout.top_k >= 0, "rollout.top_k must be >= 0, got {}", c.rollout.top_k);
+  RLVR_CONFIG_CHECK(c.rollout.min_p >= 0 && c.rollout.min_p < 1, "rollout.min_p must be in [0, 1), got {}", c.rollout.min_p);
+  RLVR_CONFIG_CHECK(c.rollout.max_batch_seqs >= 1, "rollout.max_batch_seqs must be >= 1, got {}", c.rollout.max_batch_seqs);
+  RLVR_CONFIG_CHECK(!c.rewards.empty(), "rewards must name at least one reward function");
+  one_of("algorithm.advantage", c.algorithm.advantage, {"grpo", "dr_grpo", "rloo", "reinforce_pp"});
+  one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, {"group", "batch", "none"});
+  one_of("algorithm.loss_agg", c.algorithm.loss_agg, {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"});
+  one_of("algorithm.kl_estimator", c.algorithm.kl_estimator, {"k1", "k2", "k3"});
+  RLVR_CONFIG_CHECK(c.algorithm.adv_eps >= 0, "algorithm.adv_eps must be >= 0, got {}", c.algorithm.adv_eps);
+  RLVR_CONFIG_CHECK(c.algorithm.clip_low >= 0 && c.algorithm.clip_low < 1, "algorithm.clip_low must be in [0, 1), got {}", c.algorithm.clip_low);
+  RLVR_CONFIG_CHECK(c.algorithm.clip_high >= 0, "algorithm.clip_high must be >= 0, got {}", c.algorithm.clip_high);
+  RLVR_CONFIG_CHECK(c.algorithm.clip_ratio_c == 0 || c.algorithm.clip_ratio_c > 1,
+                    "algorithm.clip_ratio_c must be 0 (off) or > 1, got {}", c.algorithm.clip_ratio_c);
+  RLVR_CONFIG_CHECK(c.algorithm.kl_coef >= 0, "algorithm.kl_coef must be >= 0, got {}", c.algorithm.kl_coef);
+  RLVR_CONFIG_CHECK(c.algorithm.ppo_epochs >= 1, "algorithm.ppo_epochs must be >= 1, got {}", c.algorithm.ppo_epochs);
+  RLVR_CONFIG_CHECK(c.algorithm.max_gen_batches >= 1, "algorithm.max_gen_batches must be >= 1, got {}", c.algorithm.max_gen_batches);
+  RLVR_CONFIG_CHECK(c.algorithm.loss_norm_len >= 0, "algorithm.loss_norm_len must be >= 0, got {}", c.algorithm.loss_norm_len);
+  RLVR_CONFIG_CHECK(c.optim.lr > 0, "optim.lr must be > 0, got {}", c.optim.lr);
+  RLVR_CONFIG_CHECK(c.optim.weight_decay >= 0, "optim.weight_decay must be >= 0, got {}", c.optim.weight_decay);
+  one_of("optim.schedule", c.optim.schedule, {"constant", "linear", "cosine"});
+  RLVR_CONFIG_CHECK(c.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0, got {}", c.optim.warmup_steps);
+  RLVR_CONFIG_CHECK(c.optim.max_grad_norm >= 0, "optim.max_grad_norm must be >= 0, got {}", c.optim.max_grad_norm);
+  RLVR_CONFIG_CHECK(c.train.steps >= 0, "train.steps must be >= 0, got {}", c.train.steps);
+  RLVR_CONFIG_CHECK(c.train.prompts_per_step >= 1, "train.prompts_per_step must be >= 1, got {}", c.train.prompts_per_step);
+  RLVR_CONFIG_CHECK(c.train.mini_batches >= 1, "train.mini_batches must be >= 1, got {}", c.train.mini_batches);
+  RLVR_CONFIG_CHECK(c.train.prompts_per_step % c.train.mini_batches == 0,
+                    "train.prompts_per_step ({}) must be divisible by train.mini_batches ({})",
+                    c.train.prompts_per_step, c.train.mini_batches);
+  RLVR_CONFIG_CHECK(c.train.micro_batch_size >= 1, "train.micro_batch_size must be >= 1, got {}", c.train.micro_batch_size);
+  RLVR_CONFIG_CHECK(c.train.keep_last >= 1, "train.keep_last must be >= 1, got {}", c.train.keep_last);
+  RLVR_CONFIG_CHECK(c.train.eval_samples >= 1, "train.eval_samples must be >= 1, got {}", c.train.eval_samples);
+  RLVR_CONFIG_CHECK(c.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be >= 1, got {}", c.train.max_nonfinite_steps);
+  one_of("distributed.backend", c.distributed.backend, {"auto", "nccl", "gloo", "mpi"});
+  RLVR_CONFIG_CHECK(c.distributed.timeout_s >= 1, "distributed.timeout_s must be >= 1, got {}", c.distributed.timeout_s);
+  one_of("logging.level", c.logging.level, {"debug", "info", "warn", "error"});
+  RLVR_CONFIG_CHECK(c.logging.console_every >= 1, "logging.console_every must be >= 1, got {}", c.logging.console_every);
+}
+
+std::string to_yaml(const Config& cc) {
+  Config c = cc;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  auto section = [&](const char* name, auto& s) {
+    out << YAML::Key << name << YAML::Value << YAML::BeginMap;
+    YamlWriter w(out);
+    s.visit(w);
+    out << YAML::EndMap;
+  };
+  section("run", c.run);
+  section("model", c.model);
+  section("data", c.data);
+  section("rollout", c.rollout);
+  out << YAML::Key << "rewards" << YAML::Value << YAML::BeginSeq;
+  for (auto& r : c.rewards) {
+    out << YAML::BeginMap;
+    YamlWriter w(out);
+    r.visit(w);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  section("algorithm", c.algorithm);
+  section("optim", c.optim);
+  section("train", c.train);
+  section("distributed", c.distributed);
+  section("logging", c.logging);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace rlvr

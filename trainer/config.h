@@ -1,0 +1,223 @@
+// The run config: one plain struct per YAML section, each with defaults and a unit/meaning comment per
+// field (the same text is emitted as a YAML comment by `rlvr config`). Validation lives in validate().
+// Batch knobs say whether they count prompts or completions. No LibTorch here.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "common/config_io.h"
+#include "rewards/reward_spec.h"
+
+namespace rlvr {
+
+struct RunConfig {
+  std::string name = "default";          // run name; used in the default output_dir
+  std::string output_dir = "";           // run directory; "" = runs/<name>
+  int64_t seed = 1234;                   // seeds data order, sampling and init
+  std::string device = "auto";           // auto | cpu | cuda
+  int32_t threads = 0;                   // intra-op CPU threads; 0 = torch default
+  template <class V> void visit(V& v) {
+    v.field("name", name, "run name; the default output_dir is runs/<name>");
+    v.field("output_dir", output_dir, "run directory (config, logs, metrics, checkpoints); empty = runs/<name>");
+    v.field("seed", seed, "seeds data order, sampling and initialisation");
+    v.field("device", device, "auto | cpu | cuda");
+    v.field("threads", threads, "CPU intra-op threads; 0 = LibTorch default");
+  }
+};
+
+struct ModelConfig {
+  std::string path = "builtin:tiny";     // HF checkpoint directory, or builtin:<name> (a small model of ours)
+  std::string tokenizer = "";            // tokenizer directory; "" = path
+  std::string dtype = "auto";            // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  bool gradient_checkpointing = false;   // recompute activations in backward to save memory
+  std::string chat_template = "none";    // none | chatml | llama3 (applied when data.template = chat)
+  std::string ref_path = "";             // frozen reference for KL; "" = path (loaded only if kl_coef != 0)
+  template <class V> void visit(V& v) {
+    v.field("path", path, "HF checkpoint directory, or builtin:tiny (a small model of ours, no download)");
+    v.field("tokenizer", tokenizer, "tokenizer directory; empty = model.path");
+    v.field("dtype", dtype, "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16");
+    v.field("gradient_checkpointing", gradient_checkpointing, "recompute activations in backward");
+    v.field("chat_template", chat_template, "none | chatml | llama3; used when data.template = chat");
+    v.field("ref_path", ref_path, "reference model for KL; empty = model.path; loaded only when kl_coef != 0");
+  }
+};
+
+struct DataConfig {
+  std::string train = "builtin:arithmetic";  // JSONL file, or builtin:<task> (arithmetic | countdown)
+  std::string eval = "";                 // JSONL file or builtin:<task>; "" = the builtin task's held-out split
+  std::string prompt_key = "";           // "" = first of problem, question, prompt
+  std::string answer_key = "";           // "" = first of answer, solution (GSM8K '####' parsed)
+  std::string templ = "raw";             // r1_zero | qwen_math | chat | raw
+  std::string template_string = "{prompt}";  // used when template = raw; must contain {prompt}
+  int32_t max_prompt_tokens = 512;       // longer prompts are dropped (counted and logged)
+  bool shuffle = true;                   // reshuffle every epoch (deterministic in run.seed and epoch)
+  int32_t task_difficulty = 1;           // builtin tasks: difficulty level (1 = easiest)
+  int32_t task_train_size = 20000;       // builtin tasks: training problems generated
+  int32_t task_eval_size = 200;          // builtin tasks: held-out problems (disjoint seed stream)
+  template <class V> void visit(V& v) {
+    v.field("train", train, "JSONL file, or builtin:arithmetic | builtin:countdown");
+    v.field("eval", eval, "JSONL file or builtin task; empty = held-out split of the builtin task");
+    v.field("prompt_key", prompt_key, "field holding the problem; empty = first of problem, question, prompt");
+    v.field("answer_key", answer_key, "field holding the reference; empty = first of answer, solution");
+    v.field("template", templ, "r1_zero | qwen_math | chat | raw");
+    v.field("template_string", template_string, "raw template; must contain {prompt}");
+    v.field("max_prompt_tokens", max_prompt_tokens, "longer prompts are dropped and counted");
+    v.field("shuffle", shuffle, "reshuffle each epoch (deterministic in run.seed)");
+    v.field("task_difficulty", task_difficulty, "builtin tasks: difficulty level, 1 = easiest");
+    v.field("task_train_size", task_train_size, "builtin tasks: number of training problems");
+    v.field("task_eval_size", task_eval_size, "builtin tasks: number of held-out problems");
+  }
+};
+
+struct RolloutConfig {
+  int32_t group_size = 8;                // G: completions per prompt
+  int32_t max_new_tokens = 256;          // per completion; stops earlier at EOS or a stop string
+  double temperature = 1.0;              // 0 = greedy
+  double top_p = 1.0;                    // 1.0 = no nucleus truncation
+  int32_t top_k = 0;                     // 0 = no top-k truncation
+  double min_p = 0.0;                    // 0 = off
+  std::vector<std::string> stop = {};    // stop strings (in addition to EOS ids)
+  int32_t max_batch_seqs = 64;           // completions decoded concurrently (KV-cache slots)
+  int64_t max_cached_tokens = 0;         // KV-cache token budget; 0 = max_batch_seqs * (prompt + new)
+  template <class V> void visit(V& v) {
+    v.field("group_size", group_size, "G, completions per prompt (TRL num_generations, verl rollout.n)");
+    v.field("max_new_tokens", max_new_tokens, "tokens per completion at most");
+    v.field("temperature", temperature, "sampling temperature; 0 = greedy");
+    v.field("top_p", top_p, "nucleus sampling; 1.0 = off");
+    v.field("top_k", top_k, "top-k sampling; 0 = off");
+    v.field("min_p", min_p, "min-p sampling; 0 = off");
+    v.field("stop", stop, "stop strings, besides the tokenizer's EOS ids");
+    v.field("max_batch_seqs", max_batch_seqs, "completions decoded at once (KV-cache slots)");
+    v.field("max_cached_tokens", max_cached_tokens, "KV-cache token budget; 0 = slots x (prompt + new tokens)");
+  }
+};
+
+struct AlgorithmConfig {
+  std::string advantage = "grpo";        // grpo | dr_grpo | rloo | reinforce_pp
+  std::string scale_rewards = "group";   // group | batch | none (divide by which std)
+  double adv_eps = 1e-6;                 // added to the std (verl 1e-6; TRL 1e-4)
+  double clip_low = 0.2;                 // epsilon: ratio clipped below at 1 - clip_low
+  double clip_high = 0.2;                // clip-higher (DAPO 0.28): ratio clipped above at 1 + clip_high
+  double clip_ratio_c = 0.0;             // dual clip for negative advantages (verl 3.0); 0 = off
+  std::string loss_agg = "token-mean";   // token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+  int32_t loss_norm_len = 0;             // seq-mean-token-sum-norm constant; 0 = rollout.max_new_tokens
+  double kl_coef = 0.0;                  // beta; 0 = no reference model
+  std::string kl_estimator = "k3";       // k1 | k2 | k3 (k3 = verl low_var_kl, clamped)
+  bool kl_in_reward = false;             // subtract beta*KL from the reward instead of adding it to the loss
+  double entropy_coef = 0.0;             // entropy bonus
+  int32_t ppo_epochs = 1;                // mu: passes over each batch (TRL num_iterations)
+  bool dynamic_sampling = false;         // DAPO: drop groups with accuracy all 0 or all 1, refill
+  int32_t max_gen_batches = 4;           // dynamic sampling: generation rounds per step at most
+  bool mask_truncated = false;           // overlong filtering: no loss on truncated completions
+  template <class V> void visit(V& v) {
+    v.field("advantage", advantage, "grpo | dr_grpo | rloo | reinforce_pp");
+    v.field("scale_rewards", scale_rewards, "group | batch | none: which std divides the advantage");
+    v.field("adv_eps", adv_eps, "epsilon added to the std");
+    v.field("clip_low", clip_low, "ratio clipped below at 1 - clip_low (TRL epsilon)");
+    v.field("clip_high", clip_high, "ratio clipped above at 1 + clip_high (DAPO clip-higher 0.28)");
+    v.field("clip_ratio_c", clip_ratio_c, "dual clip constant for negative advantages (verl 3.0); 0 = off");
+    v.field("loss_agg", loss_agg, "token-mean | seq-mean-token-mean | seq-mean-token-sum-norm");
+    v.field("loss_norm_len", loss_norm_len, "constant of seq-mean-token-sum-norm; 0 = rollout.max_new_tokens");
+    v.field("kl_coef", kl_coef, "KL coefficient beta; 0 = no reference model");
+    v.field("kl_estimator", kl_estimator, "k1 | k2 | k3 (low_var_kl, clamped)");
+    v.field("kl_in_reward", kl_in_reward, "apply KL as a reward penalty instead of a loss term");
+    v.field("entropy_coef", entropy_coef, "entropy bonus coefficient");
+    v.field("ppo_epochs", ppo_epochs, "mu: optimisation passes per batch (TRL num_iterations)");
+    v.field("dynamic_sampling", dynamic_sampling, "DAPO dynamic sampling on the accuracy reward");
+    v.field("max_gen_batches", max_gen_batches, "dynamic sampling: generation rounds per step at most");
+    v.field("mask_truncated", mask_truncated, "overlong filtering: truncated completions get no loss");
+  }
+};
+
+struct OptimConfig {
+  double lr = 1e-6;                      // peak learning rate
+  double weight_decay = 0.0;             // AdamW decoupled decay (never on norms and biases)
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::string schedule = "constant";     // constant | linear | cosine (after warmup)
+  int32_t warmup_steps = 0;              // linear warmup from 0
+  double min_lr_ratio = 0.0;             // floor of linear/cosine decay, as a fraction of lr
+  double max_grad_norm = 1.0;            // global-norm clipping; 0 = off
+  template <class V> void visit(V& v) {
+    v.field("lr", lr, "peak learning rate");
+    v.field("weight_decay", weight_decay, "AdamW weight decay; never applied to norms and biases");
+    v.field("beta1", beta1, "AdamW beta1");
+    v.field("beta2", beta2, "AdamW beta2");
+    v.field("eps", eps, "AdamW epsilon");
+    v.field("schedule", schedule, "constant | linear | cosine, after warmup");
+    v.field("warmup_steps", warmup_steps, "optimizer steps of linear warmup");
+    v.field("min_lr_ratio", min_lr_ratio, "floor of the decay as a fraction of lr");
+    v.field("max_grad_norm", max_grad_norm, "clip gradients to this global norm; 0 = off");
+  }
+};
+
+struct TrainConfig {
+  int32_t steps = 50;                    // optimizer steps (x ppo_epochs x mini-batches)
+  int32_t prompts_per_step = 8;          // PROMPTS per step over all ranks; completions = this x group_size
+  int32_t mini_batches = 1;              // optimizer steps per batch per ppo epoch
+  int32_t micro_batch_size = 16;         // COMPLETIONS per forward/backward (does not change the update)
+  int32_t save_every = 0;                // checkpoint every N steps; 0 = only at the end
+  int32_t keep_last = 2;                 // checkpoints kept (older ones deleted)
+  int32_t eval_every = 0;                // held-out eval every N steps; 0 = off
+  int32_t eval_samples = 1;              // k samples per eval prompt
+  int32_t max_nonfinite_steps = 3;       // stop after this many consecutive NaN/inf steps
+  template <class V> void visit(V& v) {
+    v.field("steps", steps, "training steps (one rollout batch each)");
+    v.field("prompts_per_step", prompts_per_step, "PROMPTS per step over all ranks (completions = x group_size)");
+    v.field("mini_batches", mini_batches, "optimizer steps per rollout batch per epoch (verl ppo_mini_batch)");
+    v.field("micro_batch_size", micro_batch_size, "COMPLETIONS per forward/backward; does not change the update");
+    v.field("save_every", save_every, "checkpoint every N steps; 0 = at the end only");
+    v.field("keep_last", keep_last, "number of checkpoints kept");
+    v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off");
+    v.field("eval_samples", eval_samples, "samples per prompt in evaluation (mean@k, pass@k, maj@k)");
+    v.field("max_nonfinite_steps", max_nonfinite_steps, "stop after this many NaN/inf steps in a row");
+  }
+};
+
+struct DistributedConfig {
+  std::string backend = "auto";          // auto (nccl on CUDA, gloo on CPU) | nccl | gloo | mpi
+  int32_t timeout_s = 300;               // a collective or rendezvous that takes longer fails the run
+  template <class V> void visit(V& v) {
+    v.field("backend", backend, "auto | nccl | gloo | mpi");
+    v.field("timeout_s", timeout_s, "seconds before a stuck collective or rendezvous fails the run");
+  }
+};
+
+struct LoggingConfig {
+  std::string level = "info";            // debug | info | warn | error
+  int32_t console_every = 1;             // print a metrics line every N steps
+  bool progress = true;                  // progress display for long loops
+  template <class V> void visit(V& v) {
+    v.field("level", level, "debug | info | warn | error");
+    v.field("console_every", console_every, "print a metrics line every N steps");
+    v.field("progress", progress, "progress display for long loops");
+  }
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  DataConfig data;
+  RolloutConfig rollout;
+  std::vector<RewardSpec> rewards = {{"math_accuracy", 1.0, {}}};
+  AlgorithmConfig algorithm;
+  OptimConfig optim;
+  TrainConfig train;
+  DistributedConfig distributed;
+  LoggingConfig logging;
+
+  // The run directory: run.output_dir, or runs/<run.name>.
+  std::string output_dir() const;
+};
+
+// Loads a YAML file (empty path = defaults), applies `section.key=value` overrides in order, validates.
+// Throws ConfigError naming file:line, key path and the closest known key.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Parses YAML text (tests); `file` is used in messages.
+Config parse_config(const std::string& yaml_text, const std::string& file,
+                    const std::vector<std::string>& overrides = {});
+// Range and enum checks, with the key and the value in the message.
+void validate(const Config& c);
+// The resolved config as commented YAML.
+std::string to_yaml(const Config& c);
+
+}  // namespace rlvr
