@@ -1,8 +1,32 @@
-// `rlvr train`: not built yet; replaced by the real command when its issue lands.
+// `rlvr train --config X.yaml [--resume [DIR|latest]] [section.key=value ...]`: GRPO from a YAML config.
 #include "cli/commands.h"
+#include "common/log.h"
+#include "trainer/config.h"
+#include "trainer/grpo.h"
 
 namespace rlvr::cli {
 
-void add_train(CLI::App& app, Action& run) { add_not_built(app, run, "train", "GRPO training from a YAML config", "issue 6"); }
+void add_train(CLI::App& app, Action& run) {
+  struct Opts {
+    std::string config, resume;
+    std::vector<std::string> overrides;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("train", "GRPO training from a YAML config (see configs/)");
+  sub->add_option("--config,-c", o->config, "YAML config (empty: the built-in CPU default)");
+  sub->add_option("--resume", o->resume, "continue from a checkpoint directory, or 'latest' in the run directory")
+      ->expected(0, 1)
+      ->default_str("latest");
+  sub->add_option("overrides", o->overrides, "section.key=value overrides, applied in order");
+  sub->callback([&run, o, sub] {
+    run = [o, sub] {
+      Config c = load_config(o->config, o->overrides);
+      std::string resume = sub->count("--resume") ? (o->resume.empty() ? "latest" : o->resume) : "";
+      auto r = trainer::run_grpo(c, resume);
+      log::info("training done: {} steps; last checkpoint {}", r.steps_done, r.last_checkpoint);
+      return 0;
+    };
+  });
+}
 
 }  // namespace rlvr::cli

@@ -57,3 +57,7 @@ else()
   message(STATUS "rlvr: LibTorch ${RLVR_TORCH_VERSION}, CPU-only link (no nvcc found) (${RLVR_TORCH_DIR})")
 endif()
 target_compile_definitions(rlvr_torch INTERFACE RLVR_TORCH_VERSION="${RLVR_TORCH_VERSION}")
+# libtorch.so (2.11 wheel) exports its own copies of std::filesystem functions, and its remove_all segfaults
+# when the dynamic linker binds it before libstdc++'s (a 3-line program linked with -ltorch reproduces it).
+# Recording libstdc++ first in DT_NEEDED makes every binary use libstdc++'s std::filesystem.
+target_link_options(rlvr_torch INTERFACE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")

@@ -45,18 +45,19 @@ YamlReader::YamlReader(const YAML::Node& map, std::string section, std::string f
                                   node_location(map_, file_)));
 }
 
-YAML::Node YamlReader::find(const char* key) {
+std::optional<YAML::Node> YamlReader::find(const char* key) {
   known_.emplace_back(key);
-  if (!map_ || !map_.IsMap()) return YAML::Node();
+  if (!map_ || !map_.IsMap()) return std::nullopt;
   for (auto it = map_.begin(); it != map_.end(); ++it)
     if (it->first.as<std::string>() == key) return it->second;
-  return YAML::Node();
+  return std::nullopt;
 }
 
 template <typename T>
 void YamlReader::scalar(const char* key, T& v, const char* type_name) {
-  YAML::Node n = find(key);
-  if (!n) return;
+  auto found = find(key);
+  if (!found) return;
+  YAML::Node n = *found;
   if (!n.IsScalar())
     throw ConfigError(fmt::format("{}.{} must be {} ({})", section_, key, type_name, node_location(n, file_)));
   try {
@@ -73,8 +74,9 @@ void YamlReader::field(const char* key, int64_t& v, const char*) { scalar(key, v
 void YamlReader::field(const char* key, double& v, const char*) { scalar(key, v, "a number"); }
 
 void YamlReader::field(const char* key, std::string& v, const char*) {
-  YAML::Node n = find(key);
-  if (!n) return;
+  auto found = find(key);
+  if (!found) return;
+  YAML::Node n = *found;
   if (n.IsNull()) { v.clear(); return; }
   if (!n.IsScalar())
     throw ConfigError(fmt::format("{}.{} must be a string ({})", section_, key, node_location(n, file_)));
@@ -82,8 +84,9 @@ void YamlReader::field(const char* key, std::string& v, const char*) {
 }
 
 void YamlReader::field(const char* key, std::vector<int64_t>& v, const char*) {
-  YAML::Node n = find(key);
-  if (!n) return;
+  auto found = find(key);
+  if (!found) return;
+  YAML::Node n = *found;
   v.clear();
   if (n.IsNull()) return;
   if (n.IsScalar() && n.Mark().line < 0) n = YAML::Load("[" + n.Scalar() + "]");  // "1,2" override
@@ -100,8 +103,9 @@ void YamlReader::field(const char* key, std::vector<int64_t>& v, const char*) {
 }
 
 void YamlReader::field(const char* key, std::vector<std::string>& v, const char*) {
-  YAML::Node n = find(key);
-  if (!n) return;
+  auto found = find(key);
+  if (!found) return;
+  YAML::Node n = *found;
   v.clear();
   if (n.IsNull()) return;
   if (n.IsScalar() && n.Mark().line >= 0)
@@ -117,8 +121,9 @@ void YamlReader::field(const char* key, std::vector<std::string>& v, const char*
 }
 
 void YamlReader::field(const char* key, StringMap& v, const char*) {
-  YAML::Node n = find(key);
-  if (!n) return;
+  auto found = find(key);
+  if (!found) return;
+  YAML::Node n = *found;
   v.clear();
   if (n.IsNull()) return;
   if (!n.IsMap())

@@ -53,7 +53,8 @@ class YamlReader : public ConfigVisitor {
   void finish() const;
 
  private:
-  YAML::Node find(const char* key);
+  // The value under `key`, or nullopt when the mapping has no such key.
+  std::optional<YAML::Node> find(const char* key);
   template <typename T> void scalar(const char* key, T& v, const char* type_name);
   YAML::Node map_;
   std::string section_, file_;

@@ -45,3 +45,30 @@ TEST_CASE("progress renders done/total, percentage and rate", "[common]") {
   p.advance(1);
   CHECK_THAT(p.render(), Catch::StartsWith("gen 1/4 (25%)"));
 }
+
+#include "common/plot.h"
+
+TEST_CASE("PNG encoder: signature, IHDR geometry and chunk CRCs", "[common]") {
+  std::vector<unsigned char> rgb(3 * 2 * 2, 0);
+  rgb[0] = 255;  // top-left red
+  auto png = encode_png_rgb(rgb, 2, 2);
+  REQUIRE(png.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+  CHECK(png.substr(12, 4) == "IHDR");
+  auto u32 = [&](size_t at) {
+    return (uint32_t(uint8_t(png[at])) << 24) | (uint32_t(uint8_t(png[at + 1])) << 16) |
+           (uint32_t(uint8_t(png[at + 2])) << 8) | uint32_t(uint8_t(png[at + 3]));
+  };
+  CHECK(u32(16) == 2);  // width
+  CHECK(u32(20) == 2);  // height
+  // CRC of the IHDR chunk (type + 13 data bytes) for a 2x2 8-bit RGB image, from zlib.crc32 in Python.
+  CHECK(u32(29) == 0xFDD49A73u);
+  CHECK(png.substr(png.size() - 8, 4) == "IEND");
+}
+
+TEST_CASE("line plot writes a PNG file", "[common]") {
+  auto p = std::filesystem::temp_directory_path() / "rlvr_test_plot.png";
+  write_line_plot(p, "reward", "step", {{"reward", {0, 1, 2}, {0.1, 0.5, 0.9}, 0xff0000, true}});
+  auto s = read_file(p);
+  CHECK(s.size() > 800 * 480 * 3);  // stored blocks: at least the raw pixels
+  CHECK(s.substr(1, 3) == "PNG");
+}

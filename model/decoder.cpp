@@ -1,0 +1,259 @@
+// The decoder math, following transformers' modeling_qwen2 / modeling_llama / modeling_qwen3 (eager path):
+// RMSNorm in fp32 then weight * x.to(input dtype); NeoX rotate_half RoPE with fp32 tables; GQA by repeat_kv;
+// SDPA with an explicit bool mask. Gradient checkpointing is a custom autograd Function per layer.
+// Legend: B = batch rows, T = new tokens per row, S = keys attended over, H = hidden, D = head dim.
+#include "model/decoder.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/autograd.h>
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace rlvr::model {
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const at::TensorOptions& o) {
+  weight = register_parameter("weight", at::empty({out, in}, o));
+  if (with_bias) bias = register_parameter("bias", at::empty({out}, o));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& o) : eps(eps_) {
+  weight = register_parameter("weight", at::empty({dim}, o));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
+  auto h = x.to(at::kFloat);                                // [.., dim] fp32
+  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * h.to(x.scalar_type());                    // HF order: cast back, then scale
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t n, int64_t dim, const at::TensorOptions& o) {
+  weight = register_parameter("weight", at::empty({n, dim}, o));
+}
+
+Rope::Rope(const ModelArgs& a) {
+  const int64_t d = a.head_dim;
+  auto idx = at::arange(0, d, 2, at::kLong).to(at::kFloat) / static_cast<double>(d);  // [D/2]
+  inv_freq = 1.0 / at::pow(a.rope_theta, idx);                                          // [D/2] fp32
+  if (a.rope_scaling_factor > 0) {  // Llama 3: divide low frequencies by factor, interpolate the middle band
+    const double factor = a.rope_scaling_factor, lo = a.rope_low_freq_factor, hi = a.rope_high_freq_factor;
+    const double ctx = static_cast<double>(a.rope_original_max_position);
+    auto wavelen = 2 * M_PI / inv_freq;
+    auto scaled = at::where(wavelen > ctx / lo, inv_freq / factor, inv_freq);
+    auto smooth = (ctx / wavelen - lo) / (hi - lo);
+    auto smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    auto medium = (wavelen >= ctx / hi).logical_and(wavelen <= ctx / lo);
+    inv_freq = at::where(medium, smoothed, scaled);
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> Rope::operator()(const at::Tensor& positions) {
+  if (inv_freq.device() != positions.device()) inv_freq = inv_freq.to(positions.device());
+  auto freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2] fp32
+  auto emb = at::cat({freqs, freqs}, -1);                           // [B, T, D]
+  return {emb.cos(), emb.sin()};
+}
+
+namespace {
+
+at::Tensor rotate_half(const at::Tensor& x) {  // [.., D] -> [.., D]: (x1, x2) -> (-x2, x1)
+  const int64_t h = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
+}
+
+at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep) {  // [B, Hkv, S, D] -> [B, Hkv * n_rep, S, D]
+  if (n_rep == 1) return x;
+  const auto B = x.size(0), Hkv = x.size(1), S = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, Hkv, n_rep, S, D}).reshape({B, Hkv * n_rep, S, D});
+}
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(const ModelArgs& a, const at::TensorOptions& o)
+    : n_heads(a.num_attention_heads), n_kv_heads(a.num_key_value_heads), head_dim(a.head_dim) {
+  const bool o_bias = a.attention_bias && a.model_type != "qwen2";  // Qwen2: q/k/v bias only
+  q_proj = register_module("q_proj", Linear(a.hidden_size, n_heads * head_dim, a.attention_bias, o));
+  k_proj = register_module("k_proj", Linear(a.hidden_size, n_kv_heads * head_dim, a.attention_bias, o));
+  v_proj = register_module("v_proj", Linear(a.hidden_size, n_kv_heads * head_dim, a.attention_bias, o));
+  o_proj = register_module("o_proj", Linear(n_heads * head_dim, a.hidden_size, o_bias, o));
+  if (a.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim, a.rms_norm_eps, o));
+    k_norm = register_module("k_norm", RMSNorm(head_dim, a.rms_norm_eps, o));
+  }
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask_in, KvCache* cache, int64_t layer) {
+  const auto B = x.size(0), T = x.size(1);
+  auto q = q_proj(x).view({B, T, n_heads, head_dim});     // [B, T, Hq, D]
+  auto k = k_proj(x).view({B, T, n_kv_heads, head_dim});  // [B, T, Hkv, D]
+  auto v = v_proj(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  const auto act = v.scalar_type();  // activation dtype (bf16 under autocast)
+  if (q_norm) {
+    q = q_norm(q).to(act);
+    k = k_norm(k).to(act);
+  }
+  q = q.transpose(1, 2);  // [B, Hq, T, D]
+  k = k.transpose(1, 2);  // [B, Hkv, T, D]
+  auto c = cos.unsqueeze(1).to(act), s = sin.unsqueeze(1).to(act);  // [B, 1, T, D]
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+
+  at::Tensor mask = mask_in;
+  if (cache != nullptr) {
+    auto in = cache->append(layer, k, v);
+    k = in.k;  // [B, Hkv, S, D]
+    v = in.v;
+    mask = in.mask;  // [B, 1, T, S] bool or undefined (causal, S == T)
+    // A row with no visible key would give NaN (0/0); let it see everything instead (its output is unused).
+    if (mask.defined()) mask = mask.logical_or(mask.logical_not().all(-1, /*keepdim=*/true));
+  }
+  const int64_t S = k.size(2);
+  k = repeat_kv(k, n_heads / n_kv_heads);  // [B, Hq, S, D]: masked SDPA ignores enable_gqa off the Flash path
+  v = repeat_kv(v, n_heads / n_kv_heads);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  at::Tensor out;
+  if (mask.defined()) {
+    out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+  } else {
+    // is_causal is top-left aligned: only valid when queries and keys are the same positions.
+    RLVR_CHECK(S == T, "attention without a mask needs S == T, got S {} T {}", S, T);
+    out = at::scaled_dot_product_attention(q, k, v, {}, /*dropout_p=*/0.0, /*is_causal=*/true, scale);
+  }                                                                    // [B, Hq, T, D]
+  return o_proj(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));  // [B, T, H]
+}
+
+MlpImpl::MlpImpl(const ModelArgs& a, const at::TensorOptions& o) {
+  gate_proj = register_module("gate_proj", Linear(a.hidden_size, a.intermediate_size, false, o));
+  up_proj = register_module("up_proj", Linear(a.hidden_size, a.intermediate_size, false, o));
+  down_proj = register_module("down_proj", Linear(a.intermediate_size, a.hidden_size, false, o));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) const {
+  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));  // [B, T, H]
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& o) {
+  self_attn = register_module("self_attn", Attention(a, o));
+  mlp = register_module("mlp", Mlp(a, o));
+  input_layernorm = register_module("input_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, o));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(a.hidden_size, a.rms_norm_eps, o));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& mask, KvCache* cache, int64_t layer) {
+  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, cache, layer);  // [B, T, H]
+  return h + mlp(post_attention_layernorm(h));
+}
+
+BackboneImpl::BackboneImpl(const ModelArgs& a, const at::TensorOptions& o) {
+  embed_tokens = register_module("embed_tokens", Embedding(a.vocab_size, a.hidden_size, o));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < a.num_hidden_layers; ++i) layers->push_back(DecoderLayer(a, o));
+  norm = register_module("norm", RMSNorm(a.hidden_size, a.rms_norm_eps, o));
+}
+
+namespace {
+
+// Recomputes one decoder layer in backward instead of keeping its activations. inputs = {x, cos, sin, mask,
+// layer parameters...}; the parameters are inputs so that their gradients flow through this node.
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                at::TensorList inputs, int64_t layer_ptr) {
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
+    ctx->saved_data["layer"] = layer_ptr;
+    // Autocast is thread-local and backward runs on another thread: record it to replay the same math.
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(at::kCUDA);
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(at::kCUDA));
+    ctx->save_for_backward({inputs[0], inputs[1], inputs[2], inputs[3]});
+    return {layer->forward(inputs[0], inputs[1], inputs[2], inputs[3], nullptr, 0)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0].detach().requires_grad_(true);
+    auto params = layer->parameters();
+    at::Tensor out;
+    {
+      at::AutoGradMode grad(true);
+      const bool ac = ctx->saved_data["autocast"].toBool();
+      const bool prev = at::autocast::is_autocast_enabled(at::kCUDA);
+      const auto prev_dtype = at::autocast::get_autocast_dtype(at::kCUDA);
+      at::autocast::set_autocast_enabled(at::kCUDA, ac);
+      at::autocast::set_autocast_dtype(at::kCUDA,
+                                       static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      out = layer->forward(x, saved[1], saved[2], saved[3], nullptr, 0);
+      at::autocast::set_autocast_enabled(at::kCUDA, prev);
+      at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype);
+      if (ac) at::autocast::clear_cache();
+    }
+    std::vector<at::Tensor> wrt{x};
+    wrt.insert(wrt.end(), params.begin(), params.end());
+    auto g = torch::autograd::grad({out}, wrt, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+                                   /*allow_unused=*/true);
+    torch::autograd::variable_list result{g[0], at::Tensor(), at::Tensor(), at::Tensor()};
+    result.insert(result.end(), g.begin() + 1, g.end());
+    result.emplace_back();  // layer_ptr
+    return result;
+  }
+};
+
+}  // namespace
+
+at::Tensor training_attention_mask(const at::Tensor& attention_mask) {
+  const auto T = attention_mask.size(1);
+  auto opts = at::TensorOptions().dtype(at::kBool).device(attention_mask.device());
+  auto causal = at::ones({T, T}, opts).tril();                     // [T, T]
+  auto keys = attention_mask.to(at::kBool).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, T]
+  auto eye = at::eye(T, opts);                                     // [T, T]
+  return causal.logical_and(keys).logical_or(eye);                 // [B, 1, T, T]
+}
+
+CausalLMImpl::CausalLMImpl(const ModelArgs& a, const at::TensorOptions& o) : rope(a) {
+  model = register_module("model", Backbone(a, o));
+  if (!a.tie_word_embeddings) lm_head = register_module("lm_head", Linear(a.hidden_size, a.vocab_size, false, o));
+  for (auto& m : *model->layers) layer_list.push_back(std::dynamic_pointer_cast<DecoderLayerImpl>(m));
+}
+
+at::Tensor CausalLMImpl::forward(const at::Tensor& tokens, const at::Tensor& positions,
+                                 const at::Tensor& attention_mask, KvCache* cache, const ForwardOptions& opts) {
+  RLVR_CHECK(tokens.dim() == 2, "forward: tokens must be [B, T], got {} dims", tokens.dim());
+  const auto B = tokens.size(0), T = tokens.size(1);
+  const auto dev = model->embed_tokens->weight.device();
+  auto tok = tokens.to(dev, at::kLong);
+  auto pos = positions.defined() ? positions.to(dev, at::kLong)
+                                 : at::arange(T, at::TensorOptions().dtype(at::kLong).device(dev)).expand({B, T});
+  RLVR_CHECK(pos.sizes() == tok.sizes(), "forward: positions {} must match tokens {}", c10::str(pos.sizes()),
+             c10::str(tok.sizes()));
+  auto [cos, sin] = rope(pos);  // [B, T, D] fp32
+  at::Tensor mask;              // undefined: plain causal (S == T)
+  if (cache == nullptr && attention_mask.defined()) {
+    RLVR_CHECK(attention_mask.sizes() == tok.sizes(), "forward: attention_mask {} must match tokens {}",
+               c10::str(attention_mask.sizes()), c10::str(tok.sizes()));
+    mask = training_attention_mask(attention_mask.to(dev));  // [B, 1, T, T]
+  }
+  auto h = at::embedding(model->embed_tokens->weight, tok);  // [B, T, H]
+  const bool ckpt = opts.gradient_checkpointing && cache == nullptr && at::GradMode::is_enabled();
+  if (ckpt && !mask.defined()) mask = training_attention_mask(at::ones_like(tok));
+  for (size_t i = 0; i < layer_list.size(); ++i) {
+    auto& layer = layer_list[i];
+    if (ckpt) {
+      torch::autograd::variable_list in{h, cos, sin, mask};
+      for (auto& p : layer->parameters()) in.push_back(p);
+      // A TensorList (not a std::vector) so that autograd sees each tensor as an input of the node.
+      h = CheckpointedLayer::apply(at::TensorList(in), reinterpret_cast<int64_t>(layer.get()))[0];
+    } else {
+      h = layer->forward(h, cos, sin, mask, cache, static_cast<int64_t>(i));
+    }
+  }
+  h = model->norm(h);                                                                   // [B, T, H]
+  return lm_head ? lm_head(h) : at::linear(h, model->embed_tokens->weight);             // [B, T, V]
+}
+
+}  // namespace rlvr::model

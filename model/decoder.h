@@ -1,0 +1,91 @@
+// The decoder modules (RMSNorm, attention with RoPE and GQA, SwiGLU MLP, decoder layer, CausalLMImpl),
+// registered under HF's names so named_parameters() yields "model.layers.0.self_attn.q_proj.weight".
+// Parameters are created uninitialised (from_pretrained fills them; from_args initialises them).
+// Legend: B = batch rows, T = new tokens per row, S = keys attended over, H = hidden, Hq/Hkv = heads, D = head dim.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include "model/causal_lm.h"
+
+namespace rlvr::model {
+
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out, bool bias, const at::TensorOptions& o);
+  at::Tensor forward(const at::Tensor& x) const;  // [.., in] -> [.., out]
+  at::Tensor weight, bias;                        // [out, in], [out] or undefined
+};
+TORCH_MODULE(Linear);
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps, const at::TensorOptions& o);
+  at::Tensor forward(const at::Tensor& x) const;  // normalise over the last dim, in fp32
+  at::Tensor weight;                              // [dim]
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+struct Rope {  // cos/sin tables for given positions; inv_freq kept in fp32 on the positions' device
+  explicit Rope(const ModelArgs& a);
+  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& positions);  // [B, T] -> cos, sin [B, T, D] fp32
+  at::Tensor inv_freq;                                                         // [D / 2] fp32
+};
+
+struct AttentionImpl : torch::nn::Module {
+  AttentionImpl(const ModelArgs& a, const at::TensorOptions& o);
+  // x [B, T, H]; cos/sin [B, T, D]; mask [B|1, 1, T, T] bool (undefined = causal) unless a cache gives one.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     KvCache* cache, int64_t layer);
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
+  int64_t n_heads, n_kv_heads, head_dim;
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(const ModelArgs& a, const at::TensorOptions& o);
+  at::Tensor forward(const at::Tensor& x) const;  // down(silu(gate(x)) * up(x))
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct DecoderLayerImpl : torch::nn::Module {
+  DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& o);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     KvCache* cache, int64_t layer);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+struct EmbeddingImpl : torch::nn::Module {
+  EmbeddingImpl(int64_t n, int64_t dim, const at::TensorOptions& o);
+  at::Tensor weight;  // [V, H]
+};
+TORCH_MODULE(Embedding);
+
+struct BackboneImpl : torch::nn::Module {  // HF's "model." prefix
+  BackboneImpl(const ModelArgs& a, const at::TensorOptions& o);
+  Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Backbone);
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  CausalLMImpl(const ModelArgs& a, const at::TensorOptions& o);
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
+                     KvCache* cache, const ForwardOptions& opts);
+  Backbone model{nullptr};
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
+  std::vector<DecoderLayer> layer_list;
+  Rope rope;
+};
+
+// Builds the training-path mask: causal & key is real, plus the diagonal so that no row is fully masked
+// (padding queries then produce finite garbage that callers ignore). attention_mask [B, T] -> [B, 1, T, T] bool.
+at::Tensor training_attention_mask(const at::Tensor& attention_mask);
+
+}  // namespace rlvr::model

@@ -1,0 +1,97 @@
+// RolloutEngine: G completions per prompt sampled with the policy's own weights (colocated, no weight sync).
+// Batched prefill (each prompt once, its KV copied to its G samples), batched decode of every active sequence in
+// one forward, continuous batching over max_batch_seqs KV-cache slots (a finished sequence frees its slot for
+// the next pending sample). It does not tokenize, apply chat templates or score; callers do.
+//
+// Usage (the trainer, once per step, with the current policy):
+//   RolloutEngine engine(model, {.max_batch_seqs = 64, .seed = 1234, .detokenize = [&](auto& ids) {...}});
+//   SamplingParams sp{.max_new_tokens = 512, .temperature = 1.0, .eos_ids = tok.eos_ids()};
+//   auto completions = engine.generate(prompt_ids, sp, /*group_size=*/8);  // [prompt i, sample j] at i * 8 + j
+//
+// Semantics:
+// - ids are the generated tokens only (no prompt). A completion that ends on an EOS id INCLUDES that id as its last
+//   token (as HF generate), and its log-prob; finish = stop. A stop string also ends it with finish = stop; the
+//   ids then end with the token that completed the stop string. Otherwise finish = length (max_new_tokens, or the
+//   per-sequence KV capacity when max_cached_tokens limits it).
+// - logprobs[t] = log_softmax(logits / T)[ids[t]] under the weights at generate() time, before top-k/top-p/min-p
+//   (T = 1 when greedy); the trainer's token_logprobs(logits / T) on the same tokens matches to fp32 rounding.
+// - text (when a detokenizer is given) = detokenize(ids): the stop token / stop string is part of it.
+// - Reproducible: sample j of prompt i at step t draws u(seed, call number, i, j, t) from a counter-based RNG, so
+//   a completion depends only on the seed, the number of earlier generate() calls on this engine, its prompt and
+//   the weights, not on max_batch_seqs or on which sequences share its batch (up to fp32 rounding in the forward).
+// - Runs under at::NoGradGuard (not InferenceMode: tensors the model caches lazily stay usable for training).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/causal_lm.h"
+#include "rollout/kv_cache.h"
+#include "rollout/sampler.h"
+
+namespace rlvr::rollout {
+
+using Detokenize = std::function<std::string(const std::vector<int64_t>&)>;
+
+struct RolloutOptions {
+  int32_t max_batch_seqs = 64;      // KV-cache slots: completions decoded concurrently (counts completions)
+  int64_t max_cached_tokens = 0;    // KV-cache budget in tokens over all slots; 0 = slots x (longest prompt + new)
+  int64_t max_prefill_tokens = 8192;  // padded prompt tokens per prefill forward (bounds prefill activations)
+  uint64_t seed = 0;                // sampling seed (see the reproducibility note above)
+  Detokenize detokenize = {};       // ids -> text; needed for stop strings and Completion::text
+};
+
+enum class FinishReason { stop, length };
+const char* to_string(FinishReason f);  // "stop" | "length"
+
+struct Completion {
+  int64_t prompt_index = 0;         // index into the prompts of the generate() call
+  int64_t sample_index = 0;         // 0..G-1 within its prompt
+  std::vector<int64_t> ids;         // generated tokens (EOS included when it stopped on one)
+  std::vector<float> logprobs;      // one per id, see above
+  FinishReason finish = FinishReason::length;
+  std::string text;                 // detokenize(ids) when a detokenizer is set, else ""
+};
+
+// Counters of the last generate() call, for the trainer's metrics and the benchmark.
+struct RolloutStats {
+  int64_t prompt_tokens = 0;        // real prompt tokens prefilled (each prompt once, refills counted)
+  int64_t generated_tokens = 0;     // sampled tokens over all completions
+  int64_t prefill_forwards = 0, decode_forwards = 0;
+  int64_t max_active = 0;           // most sequences decoded in one forward
+  int64_t slots = 0, slot_len = 0;  // KV-cache geometry used
+  double prefill_s = 0, decode_s = 0, sample_s = 0, total_s = 0;  // wall seconds (sampling inside decode_s too)
+};
+
+class RolloutEngine {
+ public:
+  RolloutEngine(std::shared_ptr<model::CausalLM> model, RolloutOptions opts);
+
+  // prompts: token ids, each non-empty; group_size >= 1. Returns prompts.size() * group_size completions, prompt
+  // i's samples at i * G .. i * G + G - 1. Errors (rlvr::Error): an empty prompt, a prompt that leaves no room
+  // for one new token in the KV cache (the message names the lengths), invalid sampling parameters, stop strings
+  // without a detokenizer.
+  std::vector<Completion> generate(const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params,
+                                   int group_size);
+
+  const RolloutStats& last_stats() const { return stats_; }
+  const RolloutOptions& options() const { return opts_; }
+  // Frees the KV cache (it is kept between calls and regrown only when a call needs more).
+  void release_cache() { cache_.reset(); }
+
+ private:
+  struct Run;  // the state of one generate() call (engine.cpp)
+  void ensure_cache(int64_t slots, int64_t slot_len);
+
+  std::shared_ptr<model::CausalLM> model_;
+  RolloutOptions opts_;
+  std::unique_ptr<SlotKvCache> cache_;
+  uint64_t calls_ = 0;
+  RolloutStats stats_;
+};
+
+}  // namespace rlvr::rollout

@@ -1,0 +1,168 @@
+// Model behaviour beyond parity: token_logprobs by hand, KV-cache decode == full forward, gradient
+// checkpointing == plain backward, seeded from_args, unsupported config fields.
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "model/causal_lm.h"
+#include "model_fixtures.h"
+
+using namespace rlvr::model;
+
+namespace {
+
+ModelArgs tiny_args(const std::string& type = "qwen2") {
+  ModelArgs a;
+  a.model_type = type;
+  a.vocab_size = 97;
+  a.hidden_size = 32;
+  a.intermediate_size = 48;
+  a.num_hidden_layers = 2;
+  a.num_attention_heads = 4;
+  a.num_key_value_heads = 2;
+  a.attention_bias = type == "qwen2";
+  a.qk_norm = type == "qwen3";
+  a.tie_word_embeddings = true;
+  return a;
+}
+
+// The simplest correct cache: concatenates keys per layer; bottom-right causal mask over all keys.
+class ConcatCache : public KvCache {
+ public:
+  AttentionInputs append(int64_t layer, const at::Tensor& k_new, const at::Tensor& v_new) override {
+    if (static_cast<int64_t>(k_.size()) <= layer) k_.resize(layer + 1), v_.resize(layer + 1);
+    k_[layer] = k_[layer].defined() ? at::cat({k_[layer], k_new}, 2) : k_new;  // [B, Hkv, S, D]
+    v_[layer] = v_[layer].defined() ? at::cat({v_[layer], v_new}, 2) : v_new;
+    const int64_t S = k_[layer].size(2), T = k_new.size(2);
+    auto q = at::arange(T, at::kLong).unsqueeze(1) + (S - T);  // [T, 1] absolute query positions
+    auto kk = at::arange(S, at::kLong).unsqueeze(0);           // [1, S]
+    auto mask = kk.le(q).view({1, 1, T, S}).expand({k_new.size(0), 1, T, S});  // [B, 1, T, S]
+    return {k_[layer], v_[layer], mask};
+  }
+
+ private:
+  std::vector<at::Tensor> k_, v_;
+};
+
+}  // namespace
+
+TEST_CASE("token_logprobs by hand", "[model]") {
+  // logits [0, 0, ln 2] -> softmax [1/4, 1/4, 1/2]; target 2 -> ln(1/2), target 0 -> ln(1/4).
+  auto logits = at::tensor({0.0f, 0.0f, static_cast<float>(std::log(2.0))}).view({1, 1, 3}).repeat({1, 2, 1});
+  auto targets = at::tensor({2L, 0L}).view({1, 2});
+  auto lp = token_logprobs(logits, targets);  // [1, 2]
+  CHECK(lp.scalar_type() == at::kFloat);
+  CHECK(lp[0][0].item<double>() == Approx(std::log(0.5)).epsilon(1e-6));
+  CHECK(lp[0][1].item<double>() == Approx(std::log(0.25)).epsilon(1e-6));
+  CHECK_THROWS_AS(token_logprobs(logits, at::tensor({3L, 0L}).view({1, 2})), rlvr::Error);
+}
+
+TEST_CASE("token_logprobs matches log_softmax + gather, in value and gradient, for bf16 logits", "[model]") {
+  at::manual_seed(3);
+  auto x = (at::randn({2, 5, 40}) * 3).to(at::kBFloat16).requires_grad_(true);
+  auto t = at::randint(0, 40, {2, 5}, at::kLong);
+  auto lp = token_logprobs(x, t);
+  auto ref = at::log_softmax(x.to(at::kFloat), -1).gather(-1, t.unsqueeze(-1)).squeeze(-1);
+  CHECK((lp - ref).abs().max().item<double>() < 1e-6);
+  auto g1 = torch::autograd::grad({lp.sum()}, {x})[0];
+  auto g2 = torch::autograd::grad({ref.sum()}, {x})[0];
+  CHECK((g1.to(at::kFloat) - g2.to(at::kFloat)).abs().max().item<double>() < 1e-6);
+}
+
+TEST_CASE("KV-cache decode gives the full-forward logits", "[model]") {
+  for (const char* name : {"qwen2_tied", "llama3", "qwen3"}) {
+    SECTION(name) {
+      auto lm = CausalLM::from_pretrained(model_fixture_dir(name) / "hf", at::kCPU, at::kFloat);
+      at::NoGradGuard ng;
+      auto ids = at::randint(3, lm->args().vocab_size, {2, 9}, at::kLong);   // [2, 9]
+      auto full = lm->forward(ids, at::Tensor(), at::Tensor());              // [2, 9, V]
+      ConcatCache cache;
+      auto pos = at::arange(9, at::kLong).expand({2, 9});
+      auto pre = lm->forward(ids.narrow(1, 0, 5), pos.narrow(1, 0, 5), at::Tensor(), &cache);  // prefill 5
+      CHECK((pre - full.narrow(1, 0, 5)).abs().max().item<double>() < 1e-5);
+      for (int64_t t = 5; t < 9; ++t) {
+        auto step = lm->forward(ids.narrow(1, t, 1), pos.narrow(1, t, 1), at::Tensor(), &cache);  // [2, 1, V]
+        CHECK((step - full.narrow(1, t, 1)).abs().max().item<double>() < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("gradient checkpointing gives the same gradients", "[model]") {
+  auto lm = CausalLM::from_args(tiny_args("qwen3"), 5, at::kCPU);
+  auto ids = at::randint(0, 97, {2, 7}, at::kLong);
+  auto mask = at::ones({2, 7}, at::kLong);
+  mask[1].narrow(0, 0, 2).zero_();
+  auto grads = [&](bool ckpt) {
+    for (auto& p : lm->parameters()) p.mutable_grad() = at::Tensor();
+    ForwardOptions o;
+    o.gradient_checkpointing = ckpt;
+    auto logits = lm->forward(ids, at::Tensor(), mask, nullptr, o);
+    (token_logprobs(logits, ids) * mask).sum().backward();
+    std::vector<at::Tensor> g;
+    for (auto& p : lm->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  auto a = grads(false), b = grads(true);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].abs().sum().item<double>() > 0);
+    CHECK((a[i] - b[i]).abs().max().item<double>() < 1e-6);
+  }
+}
+
+TEST_CASE("from_args is deterministic under a seed and uses HF names", "[model]") {
+  auto a = CausalLM::from_args(tiny_args(), 42, at::kCPU);
+  auto b = CausalLM::from_args(tiny_args(), 42, at::kCPU);
+  auto c = CausalLM::from_args(tiny_args(), 43, at::kCPU);
+  auto na = a->named_parameters(), nb = b->named_parameters(), nc = c->named_parameters();
+  REQUIRE(na.size() == nb.size());
+  bool differs = false;
+  for (size_t i = 0; i < na.size(); ++i) {
+    CHECK(na[i].first == nb[i].first);
+    CHECK(at::equal(na[i].second, nb[i].second));
+    differs = differs || !at::equal(na[i].second, nc[i].second);
+  }
+  CHECK(differs);
+  CHECK(na[0].first == "model.embed_tokens.weight");
+  bool has_q = false, has_lm_head = false;
+  for (auto& [n, t] : na) {
+    has_q = has_q || n == "model.layers.0.self_attn.q_proj.weight";
+    has_lm_head = has_lm_head || n == "lm_head.weight";
+  }
+  CHECK(has_q);
+  CHECK_FALSE(has_lm_head);  // tied
+  at::NoGradGuard ng;
+  auto logits = a->forward(at::randint(0, 97, {1, 4}, at::kLong), at::Tensor(), at::Tensor());
+  CHECK(logits.isfinite().all().item<bool>());
+}
+
+TEST_CASE("unsupported config fields are errors naming them", "[model]") {
+  auto dir = model_scratch_dir("config");
+  auto base = rlvr::read_file(model_fixture_dir("qwen2_tied") / "hf" / "config.json");
+  auto check = [&](const std::string& from, const std::string& to, const std::string& needle) {
+    auto s = base;
+    auto at_ = s.find(from);
+    REQUIRE(at_ != std::string::npos);
+    s.replace(at_, from.size(), to);
+    std::ofstream(dir / "config.json") << s;
+    try {
+      ModelArgs::from_json_file(dir / "config.json");
+      FAIL("no error for " << to);
+    } catch (const rlvr::Error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(needle) != std::string::npos);
+    }
+  };
+  check("\"model_type\": \"qwen2\"", "\"model_type\": \"mistral\"", "mistral");
+  check("\"use_sliding_window\": false", "\"use_sliding_window\": true", "use_sliding_window");
+  check("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "gelu");
+  check("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\"", "yarn");
+  check("\"vocab_size\": 256", "\"vocab_size\": \"x\"", "vocab_size");
+  std::ofstream(dir / "config.json") << "{not json";
+  CHECK_THROWS_AS(ModelArgs::from_json_file(dir / "config.json"), rlvr::Error);
+}

@@ -1,0 +1,82 @@
+#include "trainer/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+
+namespace rlvr::trainer {
+namespace fs = std::filesystem;
+
+namespace {
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(dir)) return out;
+  static const std::regex re("step_([0-9]+)");
+  for (auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    auto name = e.path().filename().string();
+    if (e.is_directory() && std::regex_match(name, m, re) && fs::exists(e.path() / "trainer_state" / "state.json"))
+      out.emplace_back(std::stoll(m[1]), e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& checkpoints_dir, const Policy& policy, const TrainOptimizer* opt,
+                         const TrainerState& state, const std::string& resolved_config_yaml, int keep_last) {
+  fs::create_directories(checkpoints_dir);
+  auto final_dir = checkpoints_dir / fmt::format("step_{}", state.step);
+  auto tmp = checkpoints_dir / fmt::format(".step_{}.tmp.{}", state.step, ::getpid());
+  fs::remove_all(tmp);
+  policy.model->save_pretrained(tmp, policy.tokenizer_dir);
+  auto ts = tmp / "trainer_state";
+  fs::create_directories(ts);
+  if (opt) opt->save(ts.string());
+  nlohmann::json j;
+  j["step"] = state.step;
+  j["data_cursor"] = state.data_cursor;
+  j["extra"] = state.extra;
+  j["format"] = "rlvr-trainer-state-v1";
+  write_file_atomic(ts / "state.json", j.dump(2));
+  write_file_atomic(ts / "config.yaml", resolved_config_yaml);
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  auto all = list_checkpoints(checkpoints_dir);
+  for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i].second);
+  return final_dir;
+}
+
+fs::path resolve_resume(const std::string& what, const fs::path& checkpoints_dir) {
+  if (what.empty() || what == "latest") {
+    auto all = list_checkpoints(checkpoints_dir);
+    RLVR_CONFIG_CHECK(!all.empty(), "--resume latest: no checkpoint under '{}'", checkpoints_dir.string());
+    return all.back().second;
+  }
+  RLVR_CONFIG_CHECK(fs::exists(fs::path(what) / "trainer_state" / "state.json"),
+                    "--resume '{}': not a checkpoint directory (no trainer_state/state.json)", what);
+  return what;
+}
+
+TrainerState load_trainer_state(const fs::path& ckpt_dir, TrainOptimizer* opt) {
+  auto ts = ckpt_dir / "trainer_state";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(ts / "state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("corrupt trainer state '{}': {}", (ts / "state.json").string(), e.what()));
+  }
+  TrainerState s;
+  s.step = j.value("step", int64_t{0});
+  s.data_cursor = j.value("data_cursor", nlohmann::json::object());
+  s.extra = j.value("extra", nlohmann::json::object());
+  if (opt) opt->load(ts.string());
+  return s;
+}
+
+}  // namespace rlvr::trainer

@@ -1,0 +1,36 @@
+// Checkpoints: <output_dir>/checkpoints/step_<N>/ holds an HF directory (config.json, safetensors,
+// tokenizer files) that transformers and vLLM load as it is, plus trainer_state/ (optimizer, schedule,
+// step, data cursor, resolved config) for resume. Written under a temporary name and renamed, so a crash
+// never leaves a half checkpoint; only the last K are kept.
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "trainer/optimizer.h"
+#include "trainer/policy.h"
+
+namespace rlvr::trainer {
+
+struct TrainerState {
+  int64_t step = 0;               // training steps completed
+  nlohmann::json data_cursor;     // data::cursor_to_json
+  nlohmann::json extra;           // loop-specific (e.g. consecutive non-finite steps)
+};
+
+// Writes step_<step>/ under `checkpoints_dir`, then deletes all but the newest `keep_last`.
+// Returns the checkpoint directory.
+std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const Policy& policy,
+                                      const TrainOptimizer* opt, const TrainerState& state,
+                                      const std::string& resolved_config_yaml, int keep_last);
+
+// "latest" (or "") -> the newest step_<N> under checkpoints_dir; otherwise a checkpoint directory.
+// Throws ConfigError when nothing is found.
+std::filesystem::path resolve_resume(const std::string& what, const std::filesystem::path& checkpoints_dir);
+
+// Reads trainer_state/state.json and, when `opt` is given, the optimizer state.
+TrainerState load_trainer_state(const std::filesystem::path& ckpt_dir, TrainOptimizer* opt);
+
+}  // namespace rlvr::trainer

@@ -1,0 +1,612 @@
+#include "trainer/grpo.h"
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "data/sampler.h"
+#include "rewards/rubric.h"
+#include "rewards/verifier.h"
+#include "rollout/engine.h"
+#include "trainer/advantages.h"
+#include "trainer/batch.h"
+#include "trainer/checkpoint.h"
+#include "trainer/evaluate.h"
+#include "trainer/optimizer.h"
+#include "trainer/policy_loss.h"
+#include "trainer/run_setup.h"
+#include "trainer/stop_signal.h"
+
+namespace rlvr::trainer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// One completion kept for the update, with everything the later phases need.
+struct Sample {
+  int64_t prompt = 0;                 // index into the dataset
+  std::vector<int64_t> ids;
+  std::vector<float> logprobs;        // the rollout's (the "old" policy for the ratio)
+  bool truncated = false;
+  double reward = 0;                  // rubric total (NaN = could not grade: excluded from the advantages)
+  std::vector<double> per_function;
+  rewards::Verdict verdict = rewards::Verdict::ungradable;
+  double advantage = 0;
+};
+
+struct StepData {
+  std::vector<Sample> samples;        // groups of G, contiguous
+  int gen_rounds = 0;
+  int64_t groups_generated = 0, groups_dropped = 0;
+  int64_t generated_tokens = 0;
+  double gen_s = 0, score_s = 0;
+};
+
+// The prompt ids for every dataset record (rendered with the templates, tokenized once).
+std::vector<std::vector<int64_t>> tokenize_prompts(const Policy& p, const Config& cfg, const data::Dataset& ds) {
+  std::vector<std::string> texts;
+  texts.reserve(ds.size());
+  for (const auto& r : ds) texts.push_back(render_prompt(cfg.data, p.chat_template, r.prompt));
+  return p.tokenizer.encode_batch(texts);
+}
+
+class GrpoLoop {
+ public:
+  GrpoLoop(const Config& cfg, const std::string& resume);
+  TrainResult run();
+
+ private:
+  StepData generate_and_score(int64_t step);
+  void compute_step_advantages(StepData& d);
+  std::vector<at::Tensor> reference_logprobs(const StepData& d);
+  MetricMap update(StepData& d, const std::vector<at::Tensor>& ref_lp);
+  MetricMap step_metrics(const StepData& d);
+  MetricMap run_eval(int64_t step);
+  void checkpoint(int64_t step);
+  std::vector<std::vector<size_t>> micro_batches(const std::vector<size_t>& rows) const;
+
+  RunContext ctx_;
+  const Config& cfg_;
+  Policy policy_;
+  std::shared_ptr<model::CausalLM> ref_model_;
+  data::Dataset train_, eval_;
+  std::vector<std::vector<int64_t>> prompt_ids_;
+  std::vector<bool> gold_gradable_;
+  rewards::Rubric rubric_;
+  std::unique_ptr<TrainOptimizer> opt_;
+  std::unique_ptr<data::PromptSampler> sampler_;
+  std::unique_ptr<MetricsSink> sink_;
+  int64_t start_step_ = 0;
+  int nonfinite_streak_ = 0;
+  std::string last_ckpt_;
+  PolicyLossConfig loss_cfg_;
+};
+
+GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
+    : ctx_(setup_run(cfg, "train")),
+      cfg_(ctx_.cfg),
+      policy_(load_policy(cfg_.model, ctx_.run_dir, cfg_.run.seed, ctx_.device)),
+      rubric_(rewards::Rubric::from_specs(cfg.rewards)) {
+  const auto& c = cfg_;
+  std::filesystem::path resume_dir;
+  if (!resume.empty()) resume_dir = resolve_resume(resume, ctx_.checkpoints_dir);
+  if (!resume_dir.empty()) {
+    policy_.model = model::CausalLM::from_pretrained(resume_dir, ctx_.device,
+                                                     policy_.model->parameters().front().scalar_type());
+    log::info("resuming from {}", resume_dir.string());
+  }
+  broadcast_parameters(*ctx_.comm, *policy_.model);
+  policy_.model->module().train();
+  loss_cfg_ = policy_loss_config(c.algorithm);
+  if (c.algorithm.kl_coef > 0) {
+    ModelConfig rc = c.model;
+    if (!c.model.ref_path.empty()) rc.path = c.model.ref_path;
+    ref_model_ = load_policy(rc, ctx_.run_dir, c.run.seed, ctx_.device).model;
+    broadcast_parameters(*ctx_.comm, *ref_model_);
+    ref_model_->module().eval();
+    for (auto& p : ref_model_->parameters()) p.set_requires_grad(false);
+  }
+  train_ = load_train_data(c);
+  eval_ = load_eval_data(c);
+  prompt_ids_ = tokenize_prompts(policy_, c, train_);
+  int64_t too_long = 0;
+  for (auto& ids : prompt_ids_) too_long += static_cast<int64_t>(ids.size()) > c.data.max_prompt_tokens;
+  if (too_long > 0) {
+    data::Dataset kept;
+    std::vector<std::vector<int64_t>> kept_ids;
+    for (size_t i = 0; i < train_.size(); ++i)
+      if (static_cast<int64_t>(prompt_ids_[i].size()) <= c.data.max_prompt_tokens)
+        kept.push_back(std::move(train_[i])), kept_ids.push_back(std::move(prompt_ids_[i]));
+    log::warn("dropped {} prompts longer than data.max_prompt_tokens = {}", too_long, c.data.max_prompt_tokens);
+    train_ = std::move(kept);
+    prompt_ids_ = std::move(kept_ids);
+    RLVR_CHECK(!train_.empty(), "every prompt is longer than data.max_prompt_tokens = {}", c.data.max_prompt_tokens);
+  }
+  // A reference answer the verifier cannot parse makes its completions ungradable (never "wrong").
+  gold_gradable_.resize(train_.size());
+  for (size_t i = 0; i < train_.size(); ++i)
+    gold_gradable_[i] = rewards::compare_answers(train_[i].reference, train_[i].reference, {}) !=
+                        rewards::Verdict::ungradable;
+
+  int64_t total_opt_steps = int64_t{c.train.steps} * c.algorithm.ppo_epochs * c.train.mini_batches;
+  auto named = policy_.model->named_parameters();
+  opt_ = std::make_unique<TrainOptimizer>(c.optim, NamedParams(named.begin(), named.end()), total_opt_steps);
+  sampler_ = std::make_unique<data::PromptSampler>(train_.size(), c.run.seed, c.data.shuffle);
+  if (!resume_dir.empty()) {
+    auto st = load_trainer_state(resume_dir, opt_.get());
+    start_step_ = st.step;
+    sampler_->set_cursor(data::cursor_from_json(st.data_cursor));
+    nonfinite_streak_ = st.extra.value("nonfinite_streak", 0);
+  }
+  if (ctx_.comm->is_main()) {
+    auto mpath = ctx_.run_dir / "metrics.jsonl";
+    if (start_step_ > 0 && std::filesystem::exists(mpath)) {  // drop lines of steps after the checkpoint
+      std::string kept;
+      for_each_line(mpath, [&](std::string_view line, size_t) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.value("step", int64_t{0}) <= start_step_) kept += std::string(line) + "\n";
+      });
+      write_file_atomic(mpath, kept);
+    }
+    sink_ = std::make_unique<MetricsSink>(mpath, /*append=*/start_step_ > 0);
+  } else {
+    sink_ = std::make_unique<MetricsSink>("");
+  }
+}
+
+StepData GrpoLoop::generate_and_score(int64_t step) {
+  const auto& c = cfg_;
+  const int G = c.rollout.group_size;
+  auto& comm = *ctx_.comm;
+  StepData d;
+  rollout::RolloutOptions ro;
+  ro.max_batch_seqs = c.rollout.max_batch_seqs;
+  ro.max_cached_tokens = c.rollout.max_cached_tokens;
+  // One engine per step, seeded by (run seed, step, rank): a resumed run samples exactly what the
+  // uninterrupted run would have.
+  ro.seed = static_cast<uint64_t>(c.run.seed) * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL +
+            static_cast<uint64_t>(comm.rank());
+  const auto& tok = policy_.tokenizer;
+  ro.detokenize = [&tok](const std::vector<int64_t>& ids) { return tok.decode(ids, /*skip_special=*/true); };
+  rollout::RolloutEngine engine(policy_.model, ro);
+  rollout::SamplingParams sp;
+  sp.max_new_tokens = c.rollout.max_new_tokens;
+  sp.temperature = c.rollout.temperature;
+  sp.top_p = c.rollout.top_p;
+  sp.top_k = c.rollout.top_k;
+  sp.min_p = c.rollout.min_p;
+  sp.eos_ids = policy_.eos_ids;
+  sp.stop = c.rollout.stop;
+
+  auto [lo, hi] = data::rank_slice(c.train.prompts_per_step, comm.rank(), comm.world_size());
+  const int64_t target_groups = hi - lo;
+  int64_t kept_groups = 0;
+  while (true) {
+    auto t0 = Clock::now();
+    auto idx = sampler_->next_batch(c.train.prompts_per_step, comm.rank(), comm.world_size());
+    std::vector<std::vector<int64_t>> prompts;
+    for (auto i : idx) prompts.push_back(prompt_ids_[i]);
+    std::vector<rollout::Completion> comps;
+    if (!prompts.empty()) comps = engine.generate(prompts, sp, G);
+    d.generated_tokens += engine.last_stats().generated_tokens;
+    d.gen_s += seconds_since(t0);
+    ++d.gen_rounds;
+
+    auto t1 = Clock::now();
+    std::vector<rewards::CompletionInput> in;
+    in.reserve(comps.size());
+    for (const auto& cp : comps) {
+      const auto& rec = train_[idx[cp.prompt_index]];
+      in.push_back({cp.text, rec.reference, cp.finish == rollout::FinishReason::length,
+                    static_cast<int64_t>(cp.ids.size()), c.rollout.max_new_tokens});
+    }
+    auto scores = rubric_.score(in, /*threads=*/0);
+    d.score_s += seconds_since(t1);
+
+    for (size_t g = 0; g < idx.size(); ++g) {
+      ++d.groups_generated;
+      int correct = 0;
+      for (int j = 0; j < G; ++j) correct += scores[g * G + j].verdict == rewards::Verdict::correct;
+      // DAPO dynamic sampling: a group whose accuracy is all 0 or all 1 carries no signal.
+      if (c.algorithm.dynamic_sampling && (correct == 0 || correct == G)) {
+        ++d.groups_dropped;
+        continue;
+      }
+      if (c.algorithm.dynamic_sampling && kept_groups >= target_groups) continue;
+      ++kept_groups;
+      for (int j = 0; j < G; ++j) {
+        auto& cp = comps[g * G + j];
+        auto& sc = scores[g * G + j];
+        Sample s;
+        s.prompt = idx[g];
+        s.ids = std::move(cp.ids);
+        s.logprobs = std::move(cp.logprobs);
+        s.truncated = cp.finish == rollout::FinishReason::length;
+        s.reward = gold_gradable_[idx[g]] ? sc.total : std::nan("");
+        s.per_function = sc.per_function;
+        s.verdict = sc.verdict;
+        d.samples.push_back(std::move(s));
+      }
+    }
+    if (!c.algorithm.dynamic_sampling) break;
+    // Every rank takes the same number of rounds: continue while any rank is short.
+    double short_by = comm.all_reduce_scalar(static_cast<double>(target_groups - kept_groups), dist::ReduceOp::max);
+    if (short_by <= 0 || d.gen_rounds >= c.algorithm.max_gen_batches) break;
+  }
+  if (c.algorithm.dynamic_sampling && kept_groups < target_groups)
+    log::warn("step {}: dynamic sampling kept {} of {} groups after {} generation rounds (algorithm.max_gen_batches)",
+              step, kept_groups, target_groups, d.gen_rounds);
+  return d;
+}
+
+void GrpoLoop::compute_step_advantages(StepData& d) {
+  const auto& c = cfg_;
+  auto& comm = *ctx_.comm;
+  const int64_t N = d.samples.size();
+  std::vector<float> r(N);
+  for (int64_t i = 0; i < N; ++i) r[i] = static_cast<float>(d.samples[i].reward);
+  auto rewards = at::tensor(r, at::kFloat);  // [N]
+  AdvantageOptions ao;
+  ao.kind = parse_advantage_kind(c.algorithm.advantage);
+  ao.scale = parse_scale_rewards(c.algorithm.scale_rewards);
+  ao.group_size = c.rollout.group_size;
+  ao.eps = c.algorithm.adv_eps;
+  bool batch_stats = ao.kind == AdvantageKind::reinforce_pp || (ao.kind == AdvantageKind::grpo && ao.scale == ScaleRewards::batch);
+  at::Tensor adv;
+  if (batch_stats && comm.world_size() > 1) {
+    // Batch statistics need every rank's rewards: pad to the longest rank with NaN (= excluded), gather.
+    int64_t max_n = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(N), dist::ReduceOp::max));
+    auto padded = at::full({max_n}, NAN, at::kFloat);
+    if (N > 0) padded.narrow(0, 0, N).copy_(rewards);
+    auto all = comm.all_gather(padded).reshape({-1});  // [W * max_n]
+    auto res = compute_advantages(all, ao);
+    adv = res.advantages.narrow(0, comm.rank() * max_n, N);
+  } else if (N > 0) {
+    adv = compute_advantages(rewards, ao).advantages;
+  }
+  for (int64_t i = 0; i < N; ++i) d.samples[i].advantage = adv[i].item<double>();
+}
+
+std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const std::vector<size_t>& rows) const {
+  std::vector<std::vector<size_t>> out;
+  const size_t mb = cfg_.train.micro_batch_size;
+  for (size_t i = 0; i < rows.size(); i += mb)
+    out.emplace_back(rows.begin() + i, rows.begin() + std::min(rows.size(), i + mb));
+  return out;
+}
+
+std::vector<at::Tensor> GrpoLoop::reference_logprobs(const StepData& d) {
+  std::vector<at::Tensor> out(d.samples.size());
+  if (!ref_model_) return out;
+  torch::NoGradGuard ng;
+  std::vector<size_t> all(d.samples.size());
+  std::iota(all.begin(), all.end(), 0);
+  for (const auto& mb : micro_batches(all)) {
+    std::vector<const std::vector<int64_t>*> pr, rs;
+    for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
+    auto pb = pack_batch(pr, rs, policy_.pad_id, ctx_.device);
+    auto lp = response_logprobs(*ref_model_, pb, cfg_.rollout.temperature, false, false).logp;  // [B, L]
+    for (size_t k = 0; k < mb.size(); ++k) out[mb[k]] = lp[k];
+  }
+  return out;
+}
+
+MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
+  const auto& c = cfg_;
+  auto& comm = *ctx_.comm;
+  const int G = c.rollout.group_size;
+  const int64_t groups = d.samples.size() / G;
+  auto params = policy_.model->parameters();
+  PolicyLossMetrics acc;
+  MetricMap out;
+  double grad_norm_sum = 0, lr = 0;
+  int opt_steps = 0, skipped = 0;
+  const bool want_entropy = c.algorithm.entropy_coef != 0;
+  for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
+    for (int m = 0; m < c.train.mini_batches; ++m) {
+      // Mini-batch m: groups [g0, g1) of this rank (groups never split).
+      int64_t g0 = groups * m / c.train.mini_batches, g1 = groups * (m + 1) / c.train.mini_batches;
+      std::vector<size_t> rows;
+      for (int64_t i = g0 * G; i < g1 * G; ++i) rows.push_back(i);
+      auto mbs = micro_batches(rows);
+      std::vector<PackedBatch> packed;
+      GlobalNorm norm;
+      std::vector<at::Tensor> masks;
+      for (const auto& mb : mbs) {
+        std::vector<const std::vector<int64_t>*> pr, rs;
+        for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
+        packed.push_back(pack_batch(pr, rs, policy_.pad_id, ctx_.device));
+        auto mask = packed.back().resp_mask.clone();
+        if (c.algorithm.mask_truncated)
+          for (size_t k = 0; k < mb.size(); ++k)
+            if (d.samples[mb[k]].truncated) mask[k].zero_();
+        masks.push_back(mask);
+        norm += local_norm_counts(mask);
+      }
+      // The normaliser of this optimizer step over all micro-batches AND all ranks.
+      auto tot = comm.all_reduce_scalars({norm.total_tokens, norm.total_seqs}, dist::ReduceOp::sum);
+      norm.total_tokens = tot[0];
+      norm.total_seqs = tot[1];
+      norm.norm_len = c.algorithm.loss_norm_len > 0 ? c.algorithm.loss_norm_len : c.rollout.max_new_tokens;
+      opt_->zero_grad();
+      if (norm.total_tokens > 0) {
+        for (size_t k = 0; k < mbs.size(); ++k) {
+          const auto& mb = mbs[k];
+          const auto& pb = packed[k];
+          const int64_t B = mb.size(), L = pb.resp_mask.size(1);
+          auto old_lp = at::zeros({B, L}, at::kFloat);
+          auto advs = at::zeros({B}, at::kFloat);
+          for (int64_t b = 0; b < B; ++b) {
+            const auto& s = d.samples[mb[b]];
+            if (!s.logprobs.empty())
+              old_lp[b].narrow(0, 0, s.logprobs.size()).copy_(at::tensor(s.logprobs, at::kFloat));
+            advs[b] = static_cast<float>(s.advantage);
+          }
+          auto rl = response_logprobs(*policy_.model, pb, c.rollout.temperature, true, want_entropy,
+                                      c.model.gradient_checkpointing);
+          PolicyLossInputs in;
+          in.logp = rl.logp;
+          in.old_logp = old_lp.to(ctx_.device);
+          in.advantages = advs.to(ctx_.device);
+          in.mask = masks[k];
+          in.entropy = rl.entropy;
+          if (loss_cfg_.kl_coef != 0) {
+            auto ref = at::zeros({B, L}, at::kFloat);
+            for (int64_t b = 0; b < B; ++b) {
+              const auto& t = ref_lp[mb[b]];
+              ref[b].narrow(0, 0, std::min<int64_t>(L, t.size(0))).copy_(t.narrow(0, 0, std::min<int64_t>(L, t.size(0))));
+            }
+            in.ref_logp = ref.to(ctx_.device);
+          }
+          auto lo = policy_loss(in, loss_cfg_, norm);
+          lo.loss.backward();
+          acc.add(lo.metrics);
+        }
+      }
+      if (comm.world_size() > 1) comm.all_reduce_gradients(params, dist::ReduceOp::sum);  // losses are globally normalised
+      auto r = opt_->step();
+      ++opt_steps;
+      if (r.skipped) ++skipped;
+      grad_norm_sum += r.grad_norm;
+      lr = r.lr;
+    }
+  }
+  if (acc.pg_loss.defined()) {
+    // Token-mean contributions of this rank's micro-batches: sum over ranks (ratio_max: max).
+    auto m = acc.to_map();
+    double rmax = m.count("loss/ratio_max") ? m["loss/ratio_max"] : 0;
+    std::vector<std::string> keys;
+    std::vector<double> vals;
+    for (auto& [k, v] : m)
+      if (k != "loss/ratio_max") keys.push_back(k), vals.push_back(v / (c.algorithm.ppo_epochs * c.train.mini_batches));
+    vals = comm.all_reduce_scalars(vals, dist::ReduceOp::sum);
+    for (size_t i = 0; i < keys.size(); ++i) out[keys[i]] = vals[i];
+    out["loss/ratio_max"] = comm.all_reduce_scalar(rmax, dist::ReduceOp::max);
+  }
+  out["grad_norm"] = grad_norm_sum / std::max(1, opt_steps);
+  out["lr"] = lr;
+  out["optimizer_steps_skipped"] = skipped;
+  if (skipped == opt_steps) {
+    ++nonfinite_streak_;
+    log::warn("non-finite loss or gradients: update skipped ({} in a row; limit train.max_nonfinite_steps = {})",
+              nonfinite_streak_, c.train.max_nonfinite_steps);
+    RLVR_CHECK(nonfinite_streak_ < c.train.max_nonfinite_steps,
+               "stopping: {} consecutive steps with non-finite loss or gradients (train.max_nonfinite_steps). "
+               "HINT: lower optim.lr or check the rewards for inf",
+               nonfinite_streak_);
+  } else {
+    nonfinite_streak_ = 0;
+  }
+  return out;
+}
+
+MetricMap GrpoLoop::step_metrics(const StepData& d) {
+  auto& comm = *ctx_.comm;
+  const auto names = rubric_.names();
+  const int64_t N = d.samples.size();
+  // Sums over this rank, then over all ranks.
+  std::vector<double> s(8 + 2 * names.size(), 0.0);
+  double len_min = 1e18, len_max = 0;
+  for (const auto& x : d.samples) {
+    double r = std::isnan(x.reward) ? 0.0 : x.reward;
+    s[0] += r;
+    s[1] += r * r;
+    s[2] += std::isnan(x.reward) ? 0 : 1;
+    s[3] += x.verdict == rewards::Verdict::correct;
+    s[4] += x.verdict == rewards::Verdict::ungradable;
+    s[5] += x.ids.size();
+    s[6] += x.truncated;
+    for (size_t f = 0; f < names.size() && f < x.per_function.size(); ++f) {
+      s[8 + 2 * f] += x.per_function[f];
+      s[8 + 2 * f + 1] += x.per_function[f] * x.per_function[f];
+    }
+    len_min = std::min<double>(len_min, x.ids.size());
+    len_max = std::max<double>(len_max, x.ids.size());
+  }
+  s[7] = N;
+  // Groups with zero reward std (no learning signal), counted here from the kept samples.
+  const int G = cfg_.rollout.group_size;
+  double zero_std = 0;
+  for (int64_t g = 0; g + G <= N; g += G) {
+    bool same = true;
+    for (int j = 1; j < G; ++j) same = same && d.samples[g + j].reward == d.samples[g].reward;
+    zero_std += same;
+  }
+  s.push_back(zero_std);
+  s.push_back(static_cast<double>(d.groups_generated));
+  s.push_back(static_cast<double>(d.groups_dropped));
+  s.push_back(static_cast<double>(d.generated_tokens));
+  s = comm.all_reduce_scalars(s, dist::ReduceOp::sum);
+  len_min = -comm.all_reduce_scalar(-len_min, dist::ReduceOp::max);
+  len_max = comm.all_reduce_scalar(len_max, dist::ReduceOp::max);
+  MetricMap m;
+  const double n = std::max(1.0, s[7]);
+  const double graded = std::max(1.0, s[2]);
+  m["reward/mean"] = s[0] / graded;
+  m["reward/std"] = std::sqrt(std::max(0.0, s[1] / graded - m["reward/mean"] * m["reward/mean"]));
+  m["accuracy"] = s[3] / n;
+  m["ungradable_frac"] = s[4] / n;
+  m["completion_length/mean"] = s[5] / n;
+  m["completion_length/min"] = s[7] > 0 ? len_min : 0;
+  m["completion_length/max"] = len_max;
+  m["truncated_ratio"] = s[6] / n;
+  for (size_t f = 0; f < names.size(); ++f) {
+    double mean = s[8 + 2 * f] / n;
+    m["reward/" + names[f] + "/mean"] = mean;
+    m["reward/" + names[f] + "/std"] = std::sqrt(std::max(0.0, s[8 + 2 * f + 1] / n - mean * mean));
+  }
+  size_t k = 8 + 2 * names.size();
+  m["frac_reward_zero_std"] = s[k] / std::max(1.0, s[7] / G);
+  if (cfg_.algorithm.dynamic_sampling) {
+    m["dynamic_sampling/groups_generated"] = s[k + 1];
+    m["dynamic_sampling/groups_dropped"] = s[k + 2];
+    m["dynamic_sampling/gen_rounds"] = d.gen_rounds;
+  }
+  m["completions"] = s[7];
+  m["tokens_generated"] = s[k + 3];
+  m["tokens_per_s"] = d.gen_s > 0 ? s[k + 3] / comm.world_size() / d.gen_s : 0;
+  return m;
+}
+
+MetricMap GrpoLoop::run_eval(int64_t step) {
+  auto& comm = *ctx_.comm;
+  MetricMap out;
+  if (eval_.empty()) return out;
+  // Each rank evaluates every W-th problem; metrics are problem-weighted means, so sums combine exactly.
+  data::Dataset mine;
+  for (size_t i = comm.rank(); i < eval_.size(); i += comm.world_size()) mine.push_back(eval_[i]);
+  EvalOptions eo;
+  eo.samples = cfg_.train.eval_samples;
+  eo.sampling.max_new_tokens = cfg_.rollout.max_new_tokens;
+  eo.sampling.temperature = eo.samples == 1 ? 0.0 : cfg_.rollout.temperature;
+  eo.sampling.top_p = cfg_.rollout.top_p;
+  eo.sampling.stop = cfg_.rollout.stop;
+  eo.max_batch_seqs = cfg_.rollout.max_batch_seqs;
+  eo.seed = static_cast<uint64_t>(cfg_.run.seed) + 17;
+  std::map<std::string, double> local;
+  if (!mine.empty()) local = evaluate(policy_, mine, cfg_.data, eo).metrics;
+  std::vector<std::string> keys;
+  std::vector<double> vals;
+  // Key order is the same on every rank (std::map), and every rank has problems unless W > #problems.
+  for (auto& [k, v] : local)
+    if (k != "problems") keys.push_back(k), vals.push_back(v * mine.size());
+  vals = comm.all_reduce_scalars(vals, dist::ReduceOp::sum);
+  for (size_t i = 0; i < keys.size(); ++i) out["eval/" + keys[i]] = vals[i] / eval_.size();
+  log::info("eval at step {}: {}", step,
+            MetricsSink::console_line(step, out, {{"eval/mean@" + std::to_string(eo.samples), "mean@k"},
+                                                  {"eval/pass@1", "pass@1"}}));
+  return out;
+}
+
+void GrpoLoop::checkpoint(int64_t step) {
+  auto& comm = *ctx_.comm;
+  if (comm.is_main()) {
+    TrainerState st;
+    st.step = step;
+    st.data_cursor = data::cursor_to_json(sampler_->cursor());
+    st.extra = {{"nonfinite_streak", nonfinite_streak_}};
+    last_ckpt_ = save_checkpoint(ctx_.checkpoints_dir, policy_, opt_.get(), st, ctx_.resolved_yaml,
+                                 cfg_.train.keep_last).string();
+    log::info("checkpoint written: {}", last_ckpt_);
+  }
+  comm.barrier();
+}
+
+TrainResult GrpoLoop::run() {
+  const auto& c = cfg_;
+  auto& comm = *ctx_.comm;
+  TrainResult res;
+  log::info("GRPO: {} steps x {} prompts x G={} ({} completions/step over {} rank(s)), advantage {}, loss_agg {}",
+            c.train.steps, c.train.prompts_per_step, c.rollout.group_size,
+            c.train.prompts_per_step * c.rollout.group_size, comm.world_size(), c.algorithm.advantage,
+            c.algorithm.loss_agg);
+  if (start_step_ == 0 && c.train.eval_every > 0) {
+    auto ev = run_eval(0);
+    if (comm.is_main() && !ev.empty()) sink_->write(0, ev);
+    res.last_eval = ev;
+  }
+  for (int64_t step = start_step_ + 1; step <= c.train.steps; ++step) {
+    auto t_step = Clock::now();
+    // generate + score (+ dynamic sampling rounds)
+    StepData d = generate_and_score(step);
+    // advantages
+    auto t = Clock::now();
+    compute_step_advantages(d);
+    double adv_s = seconds_since(t);
+    // reference log-probs (only when the KL coefficient is non-zero)
+    t = Clock::now();
+    auto ref_lp = reference_logprobs(d);
+    if (c.algorithm.kl_coef > 0 && c.algorithm.kl_in_reward) {
+      // KL as a reward penalty: r <- r - beta * sum_t KL_t (with the sampling policy's log-probs), then
+      // advantages again.
+      for (size_t i = 0; i < d.samples.size(); ++i) {
+        auto& s = d.samples[i];
+        if (s.ids.empty()) continue;
+        auto lp = at::tensor(s.logprobs, at::kFloat).unsqueeze(0);
+        auto rl = ref_lp[i].to(at::kCPU).narrow(0, 0, s.ids.size()).unsqueeze(0);
+        auto kl = sequence_kl(lp, rl, at::ones_like(lp), parse_kl_estimator(c.algorithm.kl_estimator));
+        s.reward -= c.algorithm.kl_coef * kl[0].item<double>();
+      }
+      compute_step_advantages(d);
+    }
+    double ref_s = seconds_since(t);
+    // update
+    t = Clock::now();
+    MetricMap m = update(d, ref_lp);
+    double upd_s = seconds_since(t);
+    // metrics
+    for (auto& [k, v] : step_metrics(d)) m[k] = v;
+    m["time/generate"] = d.gen_s;
+    m["time/score"] = d.score_s;
+    m["time/advantages"] = adv_s;
+    m["time/reference"] = ref_s;
+    m["time/update"] = upd_s;
+    m["time/step"] = seconds_since(t_step);
+    m["epoch"] = static_cast<double>(sampler_->cursor().epoch);
+    if (c.train.eval_every > 0 && step % c.train.eval_every == 0) {
+      auto ev = run_eval(step);
+      m.insert(ev.begin(), ev.end());
+      res.last_eval = ev;
+    }
+    if (comm.is_main()) {
+      sink_->write(step, m);
+      if (step % c.logging.console_every == 0 || step == c.train.steps)
+        log::info("{}", MetricsSink::console_line(step, m, {{"reward/mean", "reward"}, {"accuracy", "acc"},
+                                                            {"frac_reward_zero_std", "zero_std"},
+                                                            {"completion_length/mean", "len"},
+                                                            {"loss/clip_frac_high", "clip_hi"},
+                                                            {"grad_norm", "gnorm"}, {"tokens_per_s", "tok/s"},
+                                                            {"time/step", "s"}}));
+    }
+    res.last_metrics = m;
+    res.steps_done = step;
+    bool stopping = any_rank_stopping(comm);
+    if (stopping || step == c.train.steps || (c.train.save_every > 0 && step % c.train.save_every == 0))
+      checkpoint(step);
+    if (stopping)
+      throw Error(fmt::format("stopped by signal {} after step {}; checkpoint {} (resume with --resume latest)",
+                              stop_signal_number(), step, last_ckpt_),
+                  ExitCode::interrupted);
+  }
+  if (c.train.steps == start_step_ && c.train.steps > 0) log::info("nothing to do: already at step {}", start_step_);
+  res.last_checkpoint = last_ckpt_;
+  return res;
+}
+
+}  // namespace
+
+TrainResult run_grpo(const Config& cfg, const std::string& resume) {
+  GrpoLoop loop(cfg, resume);
+  return loop.run();
+}
+
+}  // namespace rlvr::trainer

@@ -1,0 +1,210 @@
+// AdamW with decay/no-decay groups, the LR schedule, global-norm clipping and optimizer checkpoints (see
+// optimizer.h). The schedule is a pure function of the step so that a resumed run needs only the step count.
+#include "trainer/optimizer.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/ranges.h>
+
+#include "common/error.h"
+#include "trainer/config.h"
+
+namespace rlvr::trainer {
+
+namespace {
+
+constexpr int64_t kFormatVersion = 1;
+constexpr const char* kFileName = "optimizer.pt";
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "name[shape]" per optimizer parameter in optimizer order: the identity a checkpoint is checked against.
+std::string param_signature(const ParamGroups& g) {
+  std::string s;
+  for (const auto* group : {&g.decay, &g.no_decay})
+    for (const auto& [name, p] : *group) s += fmt::format("{}[{}];", name, fmt::join(p.sizes(), "x"));
+  return s;
+}
+
+}  // namespace
+
+LrSchedule parse_lr_schedule(const std::string& name) {
+  if (name == "constant") return LrSchedule::constant;
+  if (name == "linear") return LrSchedule::linear;
+  if (name == "cosine") return LrSchedule::cosine;
+  throw ConfigError(fmt::format("unknown optim.schedule '{}'; known: [constant, linear, cosine]", name));
+}
+
+const char* to_string(LrSchedule s) {
+  switch (s) {
+    case LrSchedule::constant: return "constant";
+    case LrSchedule::linear: return "linear";
+    case LrSchedule::cosine: return "cosine";
+  }
+  return "?";
+}
+
+bool is_no_decay(const std::string& name, const torch::Tensor& p) {
+  const std::string n = lower(name);
+  const bool bias = n.size() >= 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
+  return p.dim() <= 1 || bias || n == "bias" || n.find("norm") != std::string::npos;
+}
+
+ParamGroups split_param_groups(const NamedParams& params) {
+  ParamGroups g;
+  for (const auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    (is_no_decay(name, p) ? g.no_decay : g.decay).emplace_back(name, p);
+  }
+  return g;
+}
+
+double lr_multiplier(LrSchedule s, int64_t step, int64_t warmup_steps, int64_t total_steps, double min_lr_ratio) {
+  RLVR_CHECK(step >= 0, "lr schedule: step must be >= 0, got {}", step);
+  RLVR_CHECK(warmup_steps >= 0, "optim.warmup_steps must be >= 0, got {}", warmup_steps);
+  RLVR_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1], got {}", min_lr_ratio);
+  if (step < warmup_steps) return double(step) / double(warmup_steps);
+  if (s == LrSchedule::constant) return 1.0;
+  const double p = std::clamp(double(step - warmup_steps) / double(std::max<int64_t>(1, total_steps - warmup_steps)),
+                              0.0, 1.0);
+  const double m = min_lr_ratio;
+  if (s == LrSchedule::linear) return m + (1 - m) * (1 - p);
+  return m + (1 - m) * 0.5 * (1 + std::cos(M_PI * p));
+}
+
+double lr_at(const OptimConfig& o, int64_t step, int64_t total_steps) {
+  return o.lr * lr_multiplier(parse_lr_schedule(o.schedule), step, o.warmup_steps, total_steps, o.min_lr_ratio);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(const OptimConfig& o, const NamedParams& params) {
+  RLVR_CHECK(o.lr >= 0 && o.weight_decay >= 0 && o.eps > 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 &&
+                 o.beta2 < 1,
+             "bad AdamW settings: lr {} weight_decay {} betas ({}, {}) eps {}", o.lr, o.weight_decay, o.beta1,
+             o.beta2, o.eps);
+  auto opts = [&](double wd) {
+    // Explicit weight_decay: LibTorch's AdamWOptions default is 1e-2, not 0.
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(wd).amsgrad(false));
+  };
+  const ParamGroups g = split_param_groups(params);
+  auto tensors = [](const NamedParams& ps) {
+    std::vector<torch::Tensor> t;
+    for (const auto& np : ps) t.push_back(np.second);
+    return t;
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!g.decay.empty()) groups.emplace_back(tensors(g.decay), opts(o.weight_decay));
+  if (!g.no_decay.empty()) groups.emplace_back(tensors(g.no_decay), opts(0.0));
+  RLVR_CHECK(!groups.empty(), "make_adamw: none of the {} parameters requires grad", params.size());
+  return std::make_unique<torch::optim::AdamW>(std::move(groups), *opts(o.weight_decay));
+}
+
+void set_lr(torch::optim::Optimizer& opt, double lr) {
+  for (auto& group : opt.param_groups()) group.options().set_lr(lr);
+}
+
+GradNorm clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    norms.push_back(torch::linalg_vector_norm(p.grad().to(torch::kFloat32), 2, c10::nullopt, false, c10::nullopt)
+                        .to(grads.front().device()));
+  }
+  GradNorm out;
+  if (grads.empty()) return out;
+  auto total = torch::linalg_vector_norm(torch::stack(norms), 2, c10::nullopt, false, c10::nullopt);  // 0-d fp32
+  out.norm = total.item<double>();  // the one sync
+  out.finite = std::isfinite(out.norm);
+  if (!out.finite || max_norm <= 0) return out;
+  // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 (computed in fp32 there too).
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);  // 0-d fp32
+  if (coef.item<float>() < 1.0f)
+    for (auto& g : grads) g.mul_(coef.to(g.device(), g.scalar_type()));
+  return out;
+}
+
+void save_optimizer(const torch::optim::AdamW& opt, const NamedParams& params, int64_t step, const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  const fs::path path = fs::path(dir) / kFileName, tmp = fs::path(dir) / (std::string(kFileName) + ".tmp");
+  torch::serialize::OutputArchive archive;
+  opt.save(archive);
+  archive.write("rlvr_format_version", torch::tensor(kFormatVersion));
+  archive.write("rlvr_schedule_step", torch::tensor(step));
+  archive.write("rlvr_param_signature", c10::IValue(param_signature(split_param_groups(params))));
+  archive.save_to(tmp.string());
+  fs::rename(tmp, path);  // atomic: a crash leaves the previous file or the new one, never half of one
+}
+
+int64_t load_optimizer(torch::optim::AdamW& opt, const NamedParams& params, const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / kFileName).string();
+  RLVR_CHECK(std::filesystem::exists(path), "optimizer state {} not found (was the checkpoint saved with it?)", path);
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  torch::Tensor version, step;
+  c10::IValue signature;
+  RLVR_CHECK(archive.try_read("rlvr_format_version", version) && archive.try_read("rlvr_schedule_step", step) &&
+                 archive.try_read("rlvr_param_signature", signature),
+             "{} is not an rlvr optimizer checkpoint (missing rlvr_* keys)", path);
+  RLVR_CHECK(version.item<int64_t>() == kFormatVersion, "{}: format version {}, this build reads {}", path,
+             version.item<int64_t>(), kFormatVersion);
+  const std::string expected = param_signature(split_param_groups(params));
+  RLVR_CHECK(signature.toStringRef() == expected,
+             "{}: saved for different parameters (names/shapes in optimizer order).\n saved:    {:.300}\n expected: "
+             "{:.300}",
+             path, signature.toStringRef(), expected);
+  opt.load(archive);
+  return step.item<int64_t>();
+}
+
+TrainOptimizer::TrainOptimizer(const OptimConfig& o, NamedParams params, int64_t total_steps)
+    : lr_(o.lr),
+      min_lr_ratio_(o.min_lr_ratio),
+      max_grad_norm_(o.max_grad_norm),
+      schedule_(parse_lr_schedule(o.schedule)),
+      warmup_(o.warmup_steps),
+      total_(total_steps),
+      params_(std::move(params)) {
+  RLVR_CHECK(total_steps >= 0, "total_steps must be >= 0, got {}", total_steps);
+  opt_ = make_adamw(o, params_);
+  const ParamGroups g = split_param_groups(params_);
+  for (const auto* group : {&g.decay, &g.no_decay})
+    for (const auto& np : *group) tensors_.push_back(np.second);
+  lr_multiplier(schedule_, 0, warmup_, total_, min_lr_ratio_);  // validates warmup and min_lr_ratio now
+}
+
+double TrainOptimizer::current_lr() const {
+  return lr_ * lr_multiplier(schedule_, step_, warmup_, total_, min_lr_ratio_);
+}
+
+TrainOptimizer::StepResult TrainOptimizer::step() {
+  StepResult r;
+  const GradNorm gn = clip_grad_norm(tensors_, max_grad_norm_);
+  r.grad_norm = gn.norm;
+  if (!gn.finite) {
+    r.skipped = true;
+    zero_grad();
+    return r;
+  }
+  r.lr = current_lr();
+  set_lr(*opt_, r.lr);
+  opt_->step();
+  ++step_;
+  return r;
+}
+
+void TrainOptimizer::zero_grad() { opt_->zero_grad(/*set_to_none=*/true); }
+
+void TrainOptimizer::save(const std::string& dir) const { save_optimizer(*opt_, params_, step_, dir); }
+
+void TrainOptimizer::load(const std::string& dir) { step_ = load_optimizer(*opt_, params_, dir); }
+
+}  // namespace rlvr::trainer

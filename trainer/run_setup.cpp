@@ -1,0 +1,85 @@
+#include "trainer/run_setup.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "data/source.h"
+#include "data/tasks.h"
+#include "trainer/stop_signal.h"
+
+namespace rlvr::trainer {
+
+RunContext setup_run(const Config& cfg, const std::string& kind) {
+  RunContext ctx;
+  ctx.cfg = cfg;
+  log::set_level(log::parse_level(cfg.logging.level));
+  at::Device want = resolve_device(cfg.run.device);
+  ctx.comm = dist::make_communicator(cfg.distributed, want.is_cuda() ? at::Device(at::kCUDA) : want);
+  ctx.device = want.is_cuda() ? ctx.comm->device() : want;
+  log::set_rank(ctx.comm->rank());
+  ctx.run_dir = cfg.output_dir();
+  ctx.checkpoints_dir = ctx.run_dir / "checkpoints";
+  ctx.resolved_yaml = to_yaml(cfg);
+  if (ctx.comm->is_main()) {
+    std::filesystem::create_directories(ctx.run_dir);
+    log::add_file_sink(ctx.run_dir / (kind + ".log"));
+    write_file_atomic(ctx.run_dir / "config.yaml", ctx.resolved_yaml);
+  }
+  if (cfg.run.threads > 0) at::set_num_threads(cfg.run.threads);
+  torch::manual_seed(cfg.run.seed);
+  install_stop_handlers();
+  log::info("rlvr {}: run dir {}, device {}, world size {} ({}), {} CPU threads", kind, ctx.run_dir.string(),
+            ctx.device.str(), ctx.comm->world_size(), ctx.comm->backend(), at::get_num_threads());
+  return ctx;
+}
+
+namespace {
+data::SourceOptions source_options(const Config& cfg) {
+  data::SourceOptions o;
+  o.load.mapping.prompt_key = cfg.data.prompt_key;
+  o.load.mapping.answer_key = cfg.data.answer_key;
+  o.difficulty = cfg.data.task_difficulty;
+  o.seed = static_cast<uint64_t>(cfg.run.seed);
+  return o;
+}
+}  // namespace
+
+data::Dataset load_train_data(const Config& cfg) {
+  auto o = source_options(cfg);
+  o.count = cfg.data.task_train_size;
+  o.split = data::Split::train;
+  data::LoadReport rep;
+  auto ds = data::load_source(cfg.data.train, o, &rep);
+  RLVR_CHECK(!ds.empty(), "data.train '{}' has no usable records", cfg.data.train);
+  log::info("train data: {} records from {}", ds.size(), cfg.data.train);
+  return ds;
+}
+
+data::Dataset load_eval_data(const Config& cfg) {
+  auto src = data::eval_source(cfg.data.train, cfg.data.eval);
+  if (src.empty()) return {};
+  auto o = source_options(cfg);
+  o.count = cfg.data.task_eval_size;
+  o.split = data::Split::held_out;
+  auto ds = data::load_source(src, o);
+  if (!data::builtin_task_name(src).empty() || cfg.data.task_eval_size <= 0) return ds;
+  if (static_cast<int64_t>(ds.size()) > cfg.data.task_eval_size) ds.resize(cfg.data.task_eval_size);
+  return ds;
+}
+
+void broadcast_parameters(dist::Communicator& comm, model::CausalLM& model) {
+  if (comm.world_size() == 1) return;
+  torch::NoGradGuard ng;
+  auto params = model.parameters();
+  comm.broadcast(params, 0);
+}
+
+bool any_rank_stopping(dist::Communicator& comm) {
+  double v = stop_requested() ? 1.0 : 0.0;
+  return comm.all_reduce_scalar(v, dist::ReduceOp::max) > 0;
+}
+
+}  // namespace rlvr::trainer

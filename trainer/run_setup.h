@@ -1,0 +1,38 @@
+// What every training command does first: the communicator (world_size 1 without launcher variables),
+// the device, the run directory with its log file and resolved config (rank 0), seeds and threads,
+// the policy (fresh or resumed), and the prompt/eval datasets.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "data/dataset.h"
+#include "trainer/config.h"
+#include "trainer/dist/communicator.h"
+#include "trainer/policy.h"
+
+namespace rlvr::trainer {
+
+struct RunContext {
+  Config cfg;
+  std::filesystem::path run_dir;
+  std::filesystem::path checkpoints_dir;
+  std::unique_ptr<dist::Communicator> comm;
+  at::Device device = at::kCPU;
+  std::string resolved_yaml;
+};
+
+// kind: "train" | "sft" (the log file name). Creates the run directory on rank 0.
+RunContext setup_run(const Config& cfg, const std::string& kind);
+
+// Loads data.train (or the builtin task's train split) and the eval set (possibly empty).
+data::Dataset load_train_data(const Config& cfg);
+data::Dataset load_eval_data(const Config& cfg);
+
+// Makes every rank hold rank 0's parameters.
+void broadcast_parameters(dist::Communicator& comm, model::CausalLM& model);
+
+// Every rank's flag, OR-ed: true when any rank received SIGINT/SIGTERM.
+bool any_rank_stopping(dist::Communicator& comm);
+
+}  // namespace rlvr::trainer
