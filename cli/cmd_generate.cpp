@@ -105,14 +105,14 @@ int run_generate(const GenerateOpts& o) {
 
   std::string buf;
   for (const auto& c : completions) {
-    nlohmann::json j;
+    nlohmann::ordered_json j;  // keys in the documented order
     j["prompt_index"] = c.prompt_index;
     j["sample"] = c.sample_index;
     j["text"] = c.text;
     j["ids"] = c.ids;
     j["logprobs"] = c.logprobs;
     j["finish"] = rollout::to_string(c.finish);
-    buf += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    buf += j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     buf += '\n';
   }
   if (o.output.empty() || o.output == "-") {

@@ -25,9 +25,15 @@ function(rlvr_test name)
     RLVR_SHARED_DATA="${PROJECT_SOURCE_DIR}/../shared/data"
     RLVR_BINARY_DIR="${PROJECT_BINARY_DIR}")
   rlvr_warnings(${name})
-  catch_discover_tests(${name} ADD_TAGS_AS_LABELS
+  # Debian's Catch2 v2 CMake module has no ADD_TAGS_AS_LABELS, so the [gpu] tag becomes the `gpu` label
+  # through two discoveries: the [gpu] cases (prefix "gpu: ", label gpu) and all others (label = folder).
+  get_filename_component(_area ${CMAKE_CURRENT_SOURCE_DIR} NAME)
+  catch_discover_tests(${name} TEST_SPEC "~[gpu]"
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
-    PROPERTIES SKIP_RETURN_CODE 4 TIMEOUT 1800)
+    PROPERTIES LABELS "${_area}" TIMEOUT 1800)
+  catch_discover_tests(${name} TEST_SPEC "[gpu]" TEST_PREFIX "gpu: "
+    WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
+    PROPERTIES LABELS "gpu;${_area}" TIMEOUT 1800)
 endfunction()
 
 # Libraries and tests that include LibTorch share one precompiled header (built once, in rlvr_torch_pch):

@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "common/error.h"  // load_source throws rlvr::ConfigError / rlvr::Error
 #include "data/dataset.h"
 #include "data/tasks.h"
 

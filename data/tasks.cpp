@@ -106,9 +106,10 @@ struct CountdownLevel {
   int numbers;
   int64_t max_number;
   int64_t max_target;
+  size_t min_ops;  // the shortest solution needs at least this many operations
 };
 constexpr CountdownLevel kCountdown[kMaxTaskDifficulty] = {
-    {3, 10, 100}, {3, 25, 100}, {4, 25, 100}, {4, 100, 1000}, {5, 100, 1000}, {6, 100, 1000}};
+    {3, 10, 100, 1}, {3, 25, 100, 2}, {4, 25, 100, 2}, {4, 100, 1000, 2}, {5, 100, 1000, 3}, {6, 100, 1000, 3}};
 
 // A target reachable from a random subset of at least two numbers, combined at random with positive
 // integer intermediates; 0 when the draw failed (the caller draws again).
@@ -141,7 +142,7 @@ std::optional<Problem> make_countdown(Rng& rng, int difficulty) {
   int64_t target = random_target(rng, nums, L.max_target);
   if (target <= 0 || std::find(nums.begin(), nums.end(), target) != nums.end()) return std::nullopt;
   auto sol = solve_countdown(nums, target);
-  if (!sol) return std::nullopt;
+  if (!sol || sol->steps.size() < L.min_ops) return std::nullopt;
   std::vector<int64_t> sorted = nums;
   std::sort(sorted.begin(), sorted.end());
   Problem p;

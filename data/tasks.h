@@ -32,7 +32,8 @@ constexpr int kMaxTaskDifficulty = 6;
 //   check_countdown, not by value equality), extra {"numbers": [3, 7, 8], "target": 29}. Levels:
 //   1: 3 numbers 1..10; 2: 3 numbers 1..25; 3: 4 numbers 1..25; 4: 4 numbers 1..100; 5: 5 numbers
 //   1..100; 6: 6 numbers 1..100. Targets 1..100 (levels 1-3) or 1..1000, never one of the numbers,
-//   always reachable (the reference solution comes from solve_countdown and uses the fewest numbers).
+//   always reachable (the reference solution comes from solve_countdown and uses the fewest numbers);
+//   the shortest solution needs at least 1 (level 1), 2 (levels 2-4) or 3 (levels 5-6) operations.
 // Every record's extra holds {"task", "difficulty", "split"}; ids are "<task>-d<difficulty>-<split>-<i>".
 Dataset generate_task(const std::string& name, int difficulty, int64_t count, uint64_t seed, Split split);
 

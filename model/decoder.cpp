@@ -112,6 +112,15 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // A row with no visible key would give NaN (0/0); let it see everything instead (its output is unused).
     if (mask.defined()) mask = mask.logical_or(mask.logical_not().all(-1, /*keepdim=*/true));
   }
+  const double sdpa_scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  if (const int64_t n_rep = n_heads / n_kv_heads; cache != nullptr && T == 1 && n_rep > 1 && mask.defined()) {
+    // Decode (rollout, issue 4): the n_rep query heads of one kv head attend as n_rep query rows of that head,
+    // reading the cache in place; repeat_kv would copy all of K/V every layer and step (~8x this attention on CPU).
+    auto qg = q.view({B, n_kv_heads, n_rep, head_dim});  // [B, Hkv, n_rep, D]: query heads grouped per kv head
+    auto og = at::scaled_dot_product_attention(qg, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                               sdpa_scale);  // mask [B, 1, 1, S] broadcasts over the n_rep rows
+    return o_proj(og.reshape({B, 1, n_heads * head_dim}));   // [B, 1, H]
+  }
   const int64_t S = k.size(2);
   k = repeat_kv(k, n_heads / n_kv_heads);  // [B, Hq, S, D]: masked SDPA ignores enable_gqa off the Flash path
   v = repeat_kv(v, n_heads / n_kv_heads);

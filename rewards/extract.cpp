@@ -134,7 +134,13 @@ std::optional<std::string> after_answer_anchor(std::string_view s, size_t* pos) 
   if (best == std::string_view::npos) return std::nullopt;
   if (pos) *pos = best;
   std::string_view rest = s.substr(best + best_len);
-  if (size_t bx = rest.find("\\boxed"); bx != std::string_view::npos && bx > 0) rest = rest.substr(0, bx);
+  // "final answer is $9999$, \boxed{1}": the sentence's own answer comes first; a box is cut off only
+  // when something with digits precedes it.
+  if (size_t bx = rest.find("\\boxed"); bx != std::string_view::npos && bx > 0) {
+    bool digits = false;
+    for (char c : rest.substr(0, bx)) digits |= (c >= '0' && c <= '9');
+    if (digits) rest = rest.substr(0, bx);
+  }
   while (!rest.empty() && (is_space(rest.front()) || rest.front() == ':' || rest.front() == '*')) rest.remove_prefix(1);
   // End of the sentence: newline, or ". " / "." at end (not a decimal point).
   size_t end = rest.size();
@@ -373,7 +379,7 @@ std::optional<std::string> last_number(std::string_view s) {
   return v.back().text;
 }
 
-std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOptions& opt) {
+std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOptions& opt, bool with_tail) {
   std::vector<Candidate> out;
   if (text.size() > opt.scan_tail_chars) text = text.substr(text.size() - opt.scan_tail_chars);
   auto add = [&](std::string s, const char* src, bool anchored) {
@@ -420,6 +426,8 @@ std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOption
   auto add_anchor = [&] {
     if (!anchor) return;
     const std::string& a = *anchor;
+    if (opt.latex && opt.boxed)
+      if (auto b = last_boxed(a)) add(*b, "answer_is", true);
     // The whole sentence when it is math ("12 and 13"), else its first math item with digits.
     add(without_dollars(a), "answer_is", false);
     std::vector<Item> items;
@@ -455,6 +463,7 @@ std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOption
   add_anchor();
   if (boxed) add(*boxed, "boxed", true);
   if (tag) add(*tag, "answer_tag", true);
+  if (!with_tail) return out;
   if (opt.expr && scope.size() <= 200) add(std::string(scope), "whole", false);
   // Trailing items, latest first: the last math region, the last bare \frac, the last number.
   std::vector<Item> tail;

@@ -18,7 +18,9 @@ struct Candidate {
 };
 
 // Candidates in priority order (the verifier uses the first that parses).
-std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOptions& opt);
+// with_tail=false skips the trailing fallbacks (last region / \frac / number, whole text) for the fast
+// path when an anchored answer exists.
+std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOptions& opt, bool with_tail = true);
 
 // Content of the last \boxed / \fbox group (adjacent boxes joined with ", "); nullopt if none.
 std::optional<std::string> last_boxed(std::string_view text);

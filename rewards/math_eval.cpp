@@ -385,6 +385,7 @@ struct ToGinac {
   const VerifyOptions& opt;
   std::map<std::string, GiNaC::symbol>& syms;
   int budget = 400;
+  double degree = 1;  // product of the exponents on the current path (expansion size guard)
 
   GiNaC::ex go(const Node& n) {
     if (--budget < 0) throw GinacCap{};
@@ -423,13 +424,17 @@ struct ToGinac {
       case K::Div: return go(*n.kids[0]) / go(*n.kids[1]);
       case K::Neg: return -go(*n.kids[0]);
       case K::Pow: {
-        ex b = go(*n.kids[0]);
         ex e = go(*n.kids[1]);
         ex ev = e.evalf();
         if (!is_a<numeric>(ev)) throw GinacCap{};  // symbolic exponents: leave to the numeric check
         numeric v = ex_to<numeric>(ev);
         if (!v.is_real() || abs(v) > numeric(64)) throw GinacCap{};
-        return pow(b, e);
+        double d = std::max(1.0, std::abs(v.to_double()));
+        if (degree * d > 256) throw GinacCap{};
+        degree *= d;
+        ex base = go(*n.kids[0]);
+        degree /= d;
+        return pow(base, e);
       }
       case K::Percent: return go(*n.kids[0]) / 100;
       case K::Func: {

@@ -456,9 +456,12 @@ class Parser {
   NP list(bool top) {
     Depth d(*this);
     std::vector<NP> items;
-    bool any_sep = false;
+    std::vector<size_t> semi_at;  // item indices that follow a ';'
+    bool any_sep = false, any_comma = false;
     while (true) {
       while (cur().t == T::Comma || cur().t == T::Semi || is_sep_word()) {
+        if (cur().t == T::Semi) semi_at.push_back(items.size());
+        if (cur().t == T::Comma) any_comma = true;
         if (cur().t == T::Sep && cur().s == "=>" && !items.empty()) items.clear();  // keep the conclusion
         next();
         any_sep = true;
@@ -472,6 +475,26 @@ class Parser {
     }
     if (items.empty()) throw ParseError{ParseStatus::syntax, "empty"};
     if (items.size() == 1 && !(any_sep && !top && false)) return items[0];
+    // "p=5, q=2; p=7, q=2": ';' separates groups, ',' the items of a group -> a list of tuples.
+    if (!semi_at.empty() && any_comma) {
+      std::vector<NP> groups;
+      size_t from = 0;
+      semi_at.push_back(items.size());
+      for (size_t cut : semi_at) {
+        if (cut <= from) continue;
+        if (cut - from == 1) groups.push_back(items[from]);
+        else {
+          auto g = std::make_shared<Node>(*mk(K::Seq));
+          g->open = '(';
+          g->close = ')';
+          g->kids.assign(items.begin() + from, items.begin() + cut);
+          groups.push_back(g);
+        }
+        from = cut;
+      }
+      items = std::move(groups);
+      if (items.size() == 1) return items[0];
+    }
     auto n = std::make_shared<Node>(*mk(K::Seq));
     n->open = 'L';
     n->close = 'L';

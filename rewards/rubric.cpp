@@ -18,11 +18,14 @@
 namespace rlvr::rewards {
 
 const VerifyResult& VerifyCache::get(const VerifyOptions& opt) {
-  if (key_ != &opt) {
-    res_ = verify(in_.completion, in_.reference, opt);
-    key_ = &opt;
+  for (auto& [o, r] : done_)
+    if (o == opt) return r;
+  if (done_.size() == done_.capacity()) {  // never reallocate: callers may hold earlier references
+    extra_ = verify(in_.completion, in_.reference, opt);
+    return extra_;
   }
-  return res_;
+  done_.emplace_back(opt, verify(in_.completion, in_.reference, opt));
+  return done_.back().second;
 }
 
 // ---------------------------------------------------------------------------------------------------

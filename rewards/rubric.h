@@ -24,16 +24,16 @@ struct CompletionInput {
   int64_t max_tokens = 0;       // generation budget (0: unknown)
 };
 
-// Verification shared by the functions of one completion (computed at most once per option set).
+// Verification shared by the functions of one completion (computed at most once per distinct options).
 class VerifyCache {
  public:
-  explicit VerifyCache(const CompletionInput& in) : in_(in) {}
+  explicit VerifyCache(const CompletionInput& in) : in_(in) { done_.reserve(4); }
   const VerifyResult& get(const VerifyOptions& opt);
 
  private:
   const CompletionInput& in_;
-  const VerifyOptions* key_ = nullptr;
-  VerifyResult res_;
+  std::vector<std::pair<VerifyOptions, VerifyResult>> done_;
+  VerifyResult extra_;
 };
 
 class RewardFunction {

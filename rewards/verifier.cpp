@@ -120,6 +120,19 @@ NP as_interval(const NP& r) {
     NP i = make(K::Const, "inf");
     return sign > 0 ? i : make(K::Neg, "", {i});
   };
+  // a <= |z| <= b (a >= 0): [-b, -a] U [a, b]
+  if (r->ops.size() == 2 && r->kids[1]->k == K::Func && r->kids[1]->s == "abs" && is_symbolish(*r->kids[1]->kids[0]) &&
+      no_free(*r->kids[0]) && no_free(*r->kids[2]) && lt(r->ops[0]) && lt(r->ops[1])) {
+    EvalBudget b{1000};
+    Cx lo = eval_num(*r->kids[0], {}, b);
+    if (!(lo.imag() == 0 && lo.real() >= 0)) return nullptr;
+    bool lc = r->ops[0] == "<=", hc = r->ops[1] == "<=";
+    NP a = r->kids[0], c = r->kids[2];
+    if (lo.real() == 0 && lc) return seq('[', ']', {make(K::Neg, "", {c}), c});
+    auto neg = seq(hc ? '[' : '(', lc ? ']' : ')', {make(K::Neg, "", {c}), make(K::Neg, "", {a})});
+    auto pos = seq(lc ? '[' : '(', hc ? ']' : ')', {a, c});
+    return make(K::Union, "", {neg, pos});
+  }
   if (r->ops.size() == 2 && is_symbolish(*r->kids[1]) && no_free(*r->kids[0]) && no_free(*r->kids[2])) {
     const auto &o1 = r->ops[0], &o2 = r->ops[1];
     if (lt(o1) && lt(o2))
@@ -147,6 +160,63 @@ NP as_interval(const NP& r) {
   return nullptr;
 }
 
+// Sums, products and negations of matrices written out (\begin{pmatrix}..\end{pmatrix} + ...), as one
+// matrix of entry expressions; anything else is returned unchanged.
+NP reduce_matrix(const NP& n, int depth = 0) {
+  if (depth > 8) return n;
+  auto is_m = [](const NP& x) { return x->k == K::Matrix; };
+  if (n->k == K::Neg) {
+    NP m = reduce_matrix(n->kids[0], depth + 1);
+    if (!is_m(m)) return n;
+    auto r = std::make_shared<Node>(*m);
+    for (auto& e : r->kids) e = make(K::Neg, "", {e});
+    return r;
+  }
+  if (n->k != K::Add && n->k != K::Mul) return n;
+  std::vector<NP> parts;
+  bool any = false;
+  for (auto& k : n->kids) {
+    parts.push_back(reduce_matrix(k, depth + 1));
+    any |= is_m(parts.back());
+  }
+  if (!any) return n;
+  if (n->k == K::Add) {
+    auto r = std::make_shared<Node>(*parts[0]);
+    if (!is_m(parts[0])) return n;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (!is_m(parts[i]) || parts[i]->rows != r->rows || parts[i]->cols != r->cols) return n;
+      for (size_t e = 0; e < r->kids.size(); ++e) r->kids[e] = make(K::Add, "", {r->kids[e], parts[i]->kids[e]});
+    }
+    return r;
+  }
+  NP acc = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    NP x = parts[i];
+    if (is_m(acc) && is_m(x)) {
+      if (acc->cols != x->rows || acc->rows * x->cols > 100 || acc->cols > 10) return n;
+      auto r = make(K::Matrix);
+      r->rows = acc->rows;
+      r->cols = x->cols;
+      for (int a = 0; a < acc->rows; ++a)
+        for (int c = 0; c < x->cols; ++c) {
+          std::vector<NP> terms;
+          for (int k = 0; k < acc->cols; ++k)
+            terms.push_back(make(K::Mul, "", {acc->kids[a * acc->cols + k], x->kids[k * x->cols + c]}));
+          r->kids.push_back(make(K::Add, "", std::move(terms)));
+        }
+      acc = r;
+    } else if (is_m(acc) || is_m(x)) {
+      NP m = is_m(acc) ? acc : x, sc = is_m(acc) ? x : acc;
+      auto r = std::make_shared<Node>(*m);
+      for (auto& e : r->kids) e = make(K::Mul, "", {sc, e});
+      acc = r;
+    } else {
+      acc = make(K::Mul, "", {acc, x});
+    }
+  }
+  return acc;
+}
+
 class Comparer {
  public:
   explicit Comparer(const VerifyOptions& opt) : opt_(opt), budget_{opt.max_work} {}
@@ -157,6 +227,14 @@ class Comparer {
     // Single-item lists.
     if (a->k == K::Seq && a->open == 'L' && a->kids.size() == 1) return eq(a->kids[0], b, depth + 1);
     if (b->k == K::Seq && b->open == 'L' && b->kids.size() == 1) return eq(a, b->kids[0], depth + 1);
+    if ((a->k == K::Add || a->k == K::Mul || a->k == K::Neg) && depth < 4) {
+      NP m = reduce_matrix(a);
+      if (m != a) return eq(m, b, depth + 1);
+    }
+    if ((b->k == K::Add || b->k == K::Mul || b->k == K::Neg) && depth < 4) {
+      NP m = reduce_matrix(b);
+      if (m != b) return eq(a, m, depth + 1);
+    }
     if (a->k == K::Rel && b->k == K::Rel) return rel_eq(a, b, depth);
     if (a->k == K::Rel || b->k == K::Rel) {
       const NP& r = a->k == K::Rel ? a : b;
@@ -432,9 +510,11 @@ class Comparer {
       ++valid;
     }
     if (valid == npts || (valid >= 2 && !syms.empty())) return true;
-    // Numerics could not decide: GiNaC.
+    // Numerics could not decide: GiNaC (at most a few calls per check); if it cannot decide either, the
+    // check is undecidable within the caps.
+    if (++ginac_calls_ > 4) throw CapHit{};
     if (auto g = ginac_equal(a, *bp, opt_)) return *g;
-    return false;
+    throw CapHit{};
   }
 
   std::shared_ptr<Node> rename(const Node& n, const std::vector<std::string>& from,
@@ -451,6 +531,7 @@ class Comparer {
 
   const VerifyOptions& opt_;
   EvalBudget budget_;
+  int ginac_calls_ = 0;
 };
 
 struct ParsedAnswer {
@@ -590,8 +671,9 @@ VerifyResult verify(std::string_view completion, std::string_view gold, const Ve
       if (opt.letters == 1) pl = extract_letter(completion, false);
       else {
         std::string_view c = completion;
+        // A boxed answer decides: a boxed letter is the choice, a boxed expression is compared as math.
         if (auto b = last_boxed(c)) pl = gold_letter(*b);
-        if (!pl) pl = extract_letter(c, false);
+        else pl = extract_letter(c, false);
       }
       if (pl) {
         r.pred_extracted = std::string(1, *pl);
@@ -614,9 +696,12 @@ VerifyResult verify(std::string_view completion, std::string_view gold, const Ve
       r.reason = "gold reached a cap";
       return r;
     }
-    auto cands = pred_candidates(completion, opt);
-    // The first candidate that parses (anchored ones may be wordy text answers).
+    // Anchored candidates first (fast path); the trailing fallbacks only when none is usable.
+    std::vector<Candidate> cands;
     const Candidate* chosen = nullptr;
+    for (int pass = 0; pass < 2 && !chosen; ++pass) {
+    cands = pred_candidates(completion, opt, pass == 1);
+    // The first candidate that parses (anchored ones may be wordy text answers).
     for (auto& c : cands) {
       if (c.text.size() > opt.max_answer_chars && !c.anchored) continue;
       Parsed p = parse_answer(c.text, opt);
@@ -629,9 +714,10 @@ VerifyResult verify(std::string_view completion, std::string_view gold, const Ve
       if (p.status == ParseStatus::ok && (!p.wordy || c.anchored || text_gold)) { chosen = &c; break; }
       if (c.anchored && squash(c.text) == squash(r.gold_extracted)) { chosen = &c; break; }
     }
-    if (!chosen)
+    if (!chosen && pass == 1)
       for (auto& c : cands)
         if (c.anchored && c.text.size() <= opt.max_answer_chars) { chosen = &c; break; }
+    }
     if (!chosen) {
       r.reason = cands.empty() ? "nothing extracted" : "extracted answer too long or unparseable";
       if (!cands.empty() && cands[0].text.size() > opt.max_answer_chars) r.reason = "extracted answer too long";

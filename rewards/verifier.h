@@ -43,6 +43,8 @@ struct VerifyOptions {
   int max_nodes = 4000;                  // expression nodes per answer
   int max_exponent = 4096;               // |exponent| allowed in exact integer powers
   int64_t max_work = 200000;             // numeric evaluation steps per check
+
+  bool operator==(const VerifyOptions&) const = default;
 };
 
 struct VerifyResult {

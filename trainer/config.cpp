@@ -164,7 +164,8 @@ void validate(const Config& c) {
   one_of("run.device", c.run.device, {"auto", "cpu", "cuda"});
   RLVR_CONFIG_CHECK(c.run.threads >= 0, "run.threads must be >= 0, got {}", c.run.threads);
   one_of("model.dtype", c.model.dtype, {"auto", "fp32", "bf16"});
-  one_of("model.chat_template", c.model.chat_template, {"none", "chatml", "llama3"});
+  if (c.model.chat_template.find("{prompt}") == std::string::npos)  // else a raw chat template string
+    one_of("model.chat_template", c.model.chat_template, {"none", "chatml", "qwen2.5", "qwen3", "qwen3-nothink", "llama3"});
   one_of("data.template", c.data.templ, {"r1_zero", "qwen_math", "chat", "raw"});
   RLVR_CONFIG_CHECK(c.data.templ != "raw" || c.data.template_string.find("{prompt}") != std::string::npos,
                     "data.template_string must contain {{prompt}}, got '{}'", c.data.template_string);

@@ -37,7 +37,7 @@ struct ModelConfig {
     v.field("tokenizer", tokenizer, "tokenizer directory; empty = model.path");
     v.field("dtype", dtype, "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16");
     v.field("gradient_checkpointing", gradient_checkpointing, "recompute activations in backward");
-    v.field("chat_template", chat_template, "none | chatml | llama3; used when data.template = chat");
+    v.field("chat_template", chat_template, "none | chatml | qwen2.5 | qwen3 | qwen3-nothink | llama3 | a raw string with {prompt}");
     v.field("ref_path", ref_path, "reference model for KL; empty = model.path; loaded only when kl_coef != 0");
   }
 };

@@ -173,11 +173,11 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   ro.max_cached_tokens = c.rollout.max_cached_tokens;
   // One engine per step, seeded by (run seed, step, rank): a resumed run samples exactly what the
   // uninterrupted run would have.
-  ro.seed = static_cast<uint64_t>(c.run.seed) * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL +
-            static_cast<uint64_t>(comm.rank());
+  // The RNG key uses the GLOBAL prompt index (rank slice start + local index), so N ranks sample exactly
+  // what one process samples for the same global batch.
+  ro.seed = static_cast<uint64_t>(c.run.seed) * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL;
   const auto& tok = policy_.tokenizer;
   ro.detokenize = [&tok](const std::vector<int64_t>& ids) { return tok.decode(ids, /*skip_special=*/true); };
-  rollout::RolloutEngine engine(policy_.model, ro);
   rollout::SamplingParams sp;
   sp.max_new_tokens = c.rollout.max_new_tokens;
   sp.temperature = c.rollout.temperature;
@@ -189,6 +189,8 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
 
   auto [lo, hi] = data::rank_slice(c.train.prompts_per_step, comm.rank(), comm.world_size());
   const int64_t target_groups = hi - lo;
+  ro.prompt_index_base = lo;
+  rollout::RolloutEngine engine(policy_.model, ro);
   int64_t kept_groups = 0;
   while (true) {
     auto t0 = Clock::now();

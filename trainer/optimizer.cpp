@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/ranges.h>
 
@@ -124,10 +125,11 @@ GradNorm clip_grad_norm(const std::vector<torch::Tensor>& params, double max_nor
   out.norm = total.item<double>();  // the one sync
   out.finite = std::isfinite(out.norm);
   if (!out.finite || max_norm <= 0) return out;
-  // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 (computed in fp32 there too).
-  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);  // 0-d fp32
-  if (coef.item<float>() < 1.0f)
-    for (auto& g : grads) g.mul_(coef.to(g.device(), g.scalar_type()));
+  // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6) on the fp32 norm tensor, clamped to 1;
+  // the same fp32 arithmetic on the host avoids a second sync.
+  const float coef = static_cast<float>(max_norm) / (static_cast<float>(out.norm) + 1e-6f);
+  if (coef < 1.0f)
+    for (auto& g : grads) g.mul_(static_cast<double>(coef));
   return out;
 }
 
@@ -148,7 +150,10 @@ int64_t load_optimizer(torch::optim::AdamW& opt, const NamedParams& params, cons
   const std::string path = (std::filesystem::path(dir) / kFileName).string();
   RLVR_CHECK(std::filesystem::exists(path), "optimizer state {} not found (was the checkpoint saved with it?)", path);
   torch::serialize::InputArchive archive;
-  archive.load_from(path);
+  // Load onto the parameters' device (a state saved on CUDA resumes on CPU and vice versa).
+  std::optional<torch::Device> device;
+  if (!params.empty()) device = params.front().second.device();
+  archive.load_from(path, device);
   torch::Tensor version, step;
   c10::IValue signature;
   RLVR_CHECK(archive.try_read("rlvr_format_version", version) && archive.try_read("rlvr_schedule_step", step) &&

@@ -190,11 +190,14 @@ std::map<std::string, double> PolicyLossMetrics::to_map() const {
       {"ratio_mean", &ratio_mean},       {"ratio_max", &ratio_max},           {"approx_kl_old", &approx_kl_old},
       {"kl_mean", &kl_mean},             {"entropy_mean", &entropy_mean},     {"pg_loss", &pg_loss},
       {"kl_loss", &kl_loss},             {"entropy_loss", &entropy_loss}};
+  torch::Device dev = torch::kCPU;
+  for (const auto& f : fields)
+    if (f.second->defined()) dev = f.second->device();
   std::vector<torch::Tensor> vals;
   for (const auto& f : fields)
-    vals.push_back(f.second->defined() ? f.second->detach().to(torch::kCPU, torch::kFloat64).reshape({})
-                                       : torch::zeros({}, torch::kFloat64));
-  auto all = torch::stack(vals);  // [11] fp64 CPU, one sync
+    vals.push_back(f.second->defined() ? f.second->detach().to(dev, torch::kFloat64).reshape({})
+                                       : torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(dev)));
+  auto all = torch::stack(vals).cpu();  // [11] fp64, one sync
   std::map<std::string, double> out;
   for (size_t i = 0; i < vals.size(); ++i) out[std::string("loss/") + fields[i].first] = all[i].item<double>();
   return out;

@@ -20,14 +20,14 @@ def run(model, prompts, G, N):
     for i, p in enumerate(prompts):
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p):] = 1
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0,
                              top_p=1.0, num_return_sequences=G, max_new_tokens=N, min_new_tokens=N,
                              eos_token_id=None, pad_token_id=0)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out.shape == (len(prompts) * G, width + N), out.shape
-    return dt
+    return dt, cpu
 
 
 def main():
@@ -45,10 +45,13 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation=args.attn).eval()
     prompts = json.load(open(args.prompts))
     run(model, prompts[:1], 2, 4)  # warm-up
-    best = min(run(model, prompts, args.samples, args.new) for _ in range(args.reps))
+    runs = [run(model, prompts, args.samples, args.new) for _ in range(args.reps)]
+    best, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
     toks = len(prompts) * args.samples * args.new
     print(json.dumps({"impl": f"transformers {__import__('transformers').__version__} ({args.attn})",
-                      "new_tokens": toks, "seconds": round(best, 3), "tokens_per_s": round(toks / best, 1)}))
+                      "new_tokens": toks, "seconds": round(best, 3), "tokens_per_s": round(toks / best, 1),
+                      "cpu_seconds": round(cpu, 3), "tokens_per_cpu_s": round(toks / cpu, 1),
+                      "threads": args.threads}))
 
 
 if __name__ == "__main__":

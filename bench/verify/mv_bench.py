@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Math-Verify timing on the same inputs: verify(parse(gold), parse(pred)) per pair, single thread.
+"""Math-Verify timing on the same inputs: verify(parse("$" + gold + "$"), parse(pred)) per pair, single thread.
 Prints one JSON line {"file", "checks", "seconds", "checks_per_sec", "correct"} and writes verdicts to
 --verdicts (one true/false per line) for agreement."""
 import argparse, json, time
@@ -17,7 +17,8 @@ out = []
 t0 = time.perf_counter()
 for r in rows:
     try:
-        out.append(bool(verify(parse(r["gold"]), parse(r["pred"]))))
+        # gold is bare LaTeX (MATH answers): wrap it in $..$ as Math-Verify users do
+        out.append(bool(verify(parse("$" + r["gold"] + "$"), parse(r["pred"]))))
     except Exception:
         out.append(False)
 dt = time.perf_counter() - t0

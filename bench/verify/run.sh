@@ -9,7 +9,7 @@ BUILD=${1:-$ROOT/build-rewards}
 VENV=${VENV:-/root/.cache/rlvr/venv-torch2.11.0}
 DATA=${RLVR_SHARED_DATA:-$ROOT/../shared/data}
 OUT=$BUILD/bench_verify_inputs
-cmake --build "$BUILD" -j1 --target bench_verify >/dev/null
+[[ -n "${SKIP_BUILD:-}" ]] || cmake --build "$BUILD" -j1 --target bench_verify >/dev/null
 python3 "$ROOT/bench/verify/make_inputs.py" --data "$DATA" --out "$OUT" >/dev/null
 for set in gsm8k latex; do
   cpp=$("$BUILD/bench/verify/bench_verify" "$OUT/$set.jsonl" --repeat 20 --verdicts "$OUT/$set.cpp.verdicts")

@@ -131,6 +131,8 @@ TEST_CASE("countdown: solutions check out, targets are reachable and not given",
       CHECK(target <= (level <= 3 ? 100 : 1000));
       CHECK(static_cast<int>(nums.size()) == std::vector<int>{3, 3, 4, 4, 5, 6}[level - 1]);
       if (level == 1) CHECK(r.prompt.size() < 60);
+      // The shortest solution needs 1, 2, 2, 2, 3, 3 operations by level (one step per operation).
+      CHECK(std::count(r.solution->begin(), r.solution->end(), '=') >= std::vector<int>{1, 2, 2, 2, 3, 3}[level - 1]);
     }
   }
   auto a = generate_task("countdown", 2, 30, 1, Split::held_out);

@@ -67,6 +67,10 @@ TEST_CASE("hostile inputs are answered within the caps", "[rewards][verifier][ca
     CHECK(r3.verdict != Verdict::correct);
     auto r4 = verify("\\boxed{(x+1)^{100000}}", "x^2");
     CHECK(r4.verdict != Verdict::correct);
+    // inf - inf at every point and a GiNaC expansion beyond its degree cap: undecidable -> ungradable.
+    auto r5 = verify("\\boxed{((x+y+z)^{64})^{64} - ((x+y+z)^{64})^{64} + x}", "x");
+    CHECK(r5.verdict == Verdict::ungradable);
+    CHECK(r5.reason.find("cap") != std::string::npos);
   }
   SECTION("5,000 nested braces") {
     std::string s = "\\boxed{" + std::string(5000, '{') + "1" + std::string(5000, '}') + "}";

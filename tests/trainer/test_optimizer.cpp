@@ -74,7 +74,7 @@ TEST_CASE("no weight decay on norms and biases, by name and by shape", "[trainer
   CHECK(g.no_decay[1].first == "proj.bias");
 }
 
-TEST_CASE("AdamW groups: decoupled decay only on the decay group; one step by hand", "[trainer][optimizer]") {
+TEST_CASE("AdamW groups: decoupled decay only on the decay group, and one step by hand", "[trainer][optimizer]") {
   OptimConfig o;
   o.lr = 0.1;
   o.weight_decay = 0.5;
@@ -165,7 +165,7 @@ NamedParams clone_params(const NamedParams& ps) {
 
 }  // namespace
 
-TEST_CASE("TrainOptimizer: skip on non-finite grads; save/load resumes bit-exactly", "[trainer][optimizer]") {
+TEST_CASE("TrainOptimizer: skip on non-finite grads, and save/load resumes bit-exactly", "[trainer][optimizer]") {
   OptimConfig o;
   o.lr = 1e-2;
   o.weight_decay = 0.1;

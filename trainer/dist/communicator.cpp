@@ -528,7 +528,7 @@ std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c1
   auto store = rendezvous(world, timeout);
   std::unique_ptr<Communicator> comm;
   if (backend == "nccl") {
-    int index = device.has_index() ? device.index() : world.local_rank;
+    int index = device.has_index() ? device.index() : -1;  // -1: LOCAL_RANK (or the only visible GPU)
     comm = detail::make_nccl_communicator(store, world, index, timeout);
   } else {
     c10::intrusive_ptr<c10d::Backend> pg;
@@ -547,6 +547,7 @@ std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c1
   log::info("dist: rank {} of {} (local {}), backend {}, {} via {}:{} ({}) in {:.2f} s", world.rank, world.world_size,
             world.local_rank, comm->backend(), comm->device().str(), world.master_addr, world.master_port,
             world.source, secs);
+  log::set_rank(world.rank);  // ranks > 0 log warnings and errors only, prefixed with their rank
   return comm;
 }
 

@@ -141,13 +141,16 @@ class Communicator {
 //    launcher does), all ranks check they agree on world_size and that ranks are unique, then the
 //    backend is created. cfg.backend: "auto" (nccl when `device` is CUDA, else gloo) | "nccl" | "gloo" |
 //    "mpi" (rejected: the torch wheel's libtorch_cpu is built without MPI; use gloo).
-//  - NCCL: one process per GPU; the device is cuda:<device.index()>, or cuda:<LOCAL_RANK> when `device`
-//    has no index, and is made current. Only in builds with RLVR_HAS_CUDA.
+//  - NCCL: one process per GPU; the device is cuda:<device.index()>, or when `device` has no index
+//    cuda:<LOCAL_RANK> (cuda:0 if the process sees a single GPU), and is made current; place the model
+//    on comm->device(). Only in builds with RLVR_HAS_CUDA.
 // cfg.timeout_s bounds the rendezvous and every collective. Throws ConfigError for a bad config or
-// environment and rlvr::Error when the rendezvous fails.
+// environment and rlvr::Error when the rendezvous fails. With world_size > 1 it also calls
+// log::set_rank(rank), so ranks > 0 log only warnings and errors, prefixed with their rank.
 std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c10::Device device = c10::kCPU);
-// The same from an explicit WorldInfo (tests, benches; a world_size 1 WorldInfo with backend "nccl" or
-// "gloo" builds a real 1-rank backend instead of the local one).
+// The same from an explicit WorldInfo (tests, benches, device checks). A WorldInfo with source "none"
+// and world_size 1 gives the local communicator; any other source (e.g. "test") always rendezvous and
+// builds the real backend, also for world_size 1 (a 1-rank NCCL or Gloo group).
 std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c10::Device device,
                                                 const WorldInfo& world);
 std::unique_ptr<Communicator> make_local_communicator(c10::Device device = c10::kCPU);

@@ -25,8 +25,8 @@ std::unique_ptr<Communicator> make_c10d_communicator(c10::intrusive_ptr<c10d::St
                                                      const WorldInfo& world, std::chrono::milliseconds timeout,
                                                      std::string name);
 
-// nccl_backend.cpp (no_nccl.cpp in CPU-only builds): raw NCCL on cuda:<device_index>, unique id
-// exchanged through `store`.
+// nccl_backend.cpp (no_nccl.cpp in CPU-only builds): raw NCCL on cuda:<device_index> (-1: LOCAL_RANK, or
+// 0 when the process sees a single GPU), unique id exchanged through `store`.
 bool nccl_available();
 std::unique_ptr<Communicator> make_nccl_communicator(c10::intrusive_ptr<c10d::Store> store, const WorldInfo& world,
                                                      int device_index, std::chrono::milliseconds timeout);

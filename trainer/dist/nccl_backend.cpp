@@ -52,6 +52,9 @@ class NcclCommunicator final : public Communicator {
       : Communicator(w.rank, w.world_size, w.local_rank, timeout), store_(std::move(store)), index_(device_index) {
     int count = c10::cuda::device_count();
     RLVR_CHECK(count > 0, "nccl: rank {} sees no CUDA device", w.rank);
+    // No explicit index: cuda:LOCAL_RANK, or the only visible GPU when the launcher gives each rank one
+    // (srun --gpus-per-task 1 / CUDA_VISIBLE_DEVICES per rank).
+    if (index_ < 0) index_ = count == 1 ? 0 : w.local_rank;
     RLVR_CHECK(index_ >= 0 && index_ < count,
                "nccl: rank {} wants cuda:{} but only {} CUDA devices are visible (LOCAL_RANK {}; one process per GPU)",
                w.rank, index_, count, w.local_rank);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The CLI's promises: --version names torch 2.11.0; config errors exit 2 with file, line, key and suggestion;
+# commands fail cleanly on bad input.
+set -uo pipefail
+rlvr=$1
+fail() { echo "FAILED: $*"; exit 1; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+"$rlvr" --version | grep -q '^torch 2.11.0' || fail "--version does not show torch 2.11.0"
+
+printf 'algorithm:\n  clip_low: 0.2\n  clip_hgh: 0.28\n' > "$tmp/x.yaml"
+out=$("$rlvr" config -c "$tmp/x.yaml" 2>&1); rc=$?
+[ $rc -eq 2 ] || fail "unknown key: exit $rc, want 2"
+echo "$out" | grep -q "unknown key 'algorithm.clip_hgh' ($tmp/x.yaml:3); did you mean 'algorithm.clip_high'?" || fail "unknown key message: $out"
+
+out=$("$rlvr" config rollout.group_size=1 2>&1); rc=$?
+[ $rc -eq 2 ] || fail "bad value: exit $rc"
+echo "$out" | grep -q "rollout.group_size must be >= 2, got 1" || fail "bad value message: $out"
+
+out=$("$rlvr" train -c "$tmp/missing.yaml" 2>&1); rc=$?
+[ $rc -eq 2 ] || fail "missing config: exit $rc"
+
+"$rlvr" config -c configs/quickstart_grpo.yaml rewards.format.weight=0 >/dev/null 2>&1 && fail "override of an absent reward accepted"
+"$rlvr" config -c configs/quickstart_grpo.yaml rewards.math_accuracy.weight=0.5 | grep -q "weight: 0.5" || fail "reward weight override"
+
+for f in configs/*.yaml; do "$rlvr" config -c "$f" >/dev/null || fail "$f does not load"; done
+
+printf '{"gold": "1/2", "pred": "\\\\boxed{0.5}"}\nnot json\n' > "$tmp/cases.jsonl"
+"$rlvr" verify --cases "$tmp/cases.jsonl" >/dev/null 2>&1 && fail "verify accepted a bad JSON line"
+echo "cli_errors: ok"
