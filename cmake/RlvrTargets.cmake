@@ -28,7 +28,7 @@ function(rlvr_test name)
   # Debian's Catch2 v2 CMake module has no ADD_TAGS_AS_LABELS, so the [gpu] tag becomes the `gpu` label
   # through two discoveries: the [gpu] cases (prefix "gpu: ", label gpu) and all others (label = folder).
   get_filename_component(_area ${CMAKE_CURRENT_SOURCE_DIR} NAME)
-  catch_discover_tests(${name} TEST_SPEC "~[gpu]"
+  catch_discover_tests(${name} TEST_SPEC "~[gpu]~[.]"
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES LABELS "${_area}" TIMEOUT 1800)
   catch_discover_tests(${name} TEST_SPEC "[gpu]" TEST_PREFIX "gpu: "

@@ -125,6 +125,15 @@ int run_cases(std::istream& in, std::ostream& out, std::ostream& err, int thread
   }
   err << "cases: " << cases.size() << "  correct: " << counts[0] << "  wrong: " << counts[1]
       << "  ungradable: " << counts[2] << "  time: " << secs << " s\n";
+  // Every line still gets its output line (indices stay aligned), but bad input lines fail the command.
+  size_t bad = 0;
+  for (size_t i = 0; i < cases.size(); ++i)
+    if (!cases[i].error.empty() && bad++ == 0)
+      err << "error: case line " << i + 1 << ": " << cases[i].error << "\n";
+  if (bad > 0) {
+    err << "error: " << bad << " input line(s) could not be read (reported as ungradable with an \"error\" field)\n";
+    return 1;
+  }
   return 0;
 }
 

@@ -1,6 +1,6 @@
 // Reward functions registered by name and the Rubric that combines them from YAML (`rewards:` list of
 // RewardSpec {name, weight, args}). Built-ins: math_accuracy, format, tag_count, soft_overlong, cosine,
-// repetition (see `rlvr verify --list-rewards` / docs/notes/rewards.md). Scoring runs on a thread pool and
+// repetition (see `rlvr verify --list-rewards` / docs/rewards.md). Scoring runs on a thread pool and
 // never throws on completion text; configuration errors throw ConfigError naming the function and key.
 #pragma once
 #include <cstdint>

@@ -6,7 +6,8 @@ rlvr=$1
 fail() { echo "FAILED: $*"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-"$rlvr" --version | grep -q '^torch 2.11.0' || fail "--version does not show torch 2.11.0"
+ver=$("$rlvr" --version)
+grep -q '^torch 2.11.0' <<<"$ver" || fail "--version does not show torch 2.11.0"
 
 printf 'algorithm:\n  clip_low: 0.2\n  clip_hgh: 0.28\n' > "$tmp/x.yaml"
 out=$("$rlvr" config -c "$tmp/x.yaml" 2>&1); rc=$?
@@ -21,7 +22,8 @@ out=$("$rlvr" train -c "$tmp/missing.yaml" 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "missing config: exit $rc"
 
 "$rlvr" config -c configs/quickstart_grpo.yaml rewards.format.weight=0 >/dev/null 2>&1 && fail "override of an absent reward accepted"
-"$rlvr" config -c configs/quickstart_grpo.yaml rewards.math_accuracy.weight=0.5 | grep -q "weight: 0.5" || fail "reward weight override"
+resolved=$("$rlvr" config -c configs/quickstart_grpo.yaml rewards.math_accuracy.weight=0.5)
+grep -q "weight: 0.5" <<<"$resolved" || fail "reward weight override"
 
 for f in configs/*.yaml; do "$rlvr" config -c "$f" >/dev/null || fail "$f does not load"; done
 

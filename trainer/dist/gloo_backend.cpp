@@ -1,7 +1,7 @@
 // The only translation unit that includes c10d/ProcessGroupGloo.hpp (and so Debian's libgloo-dev headers,
 // older than the Gloo inside libtorch_cpu). It only creates the backend and returns it as c10d::Backend:
 // every later call is a virtual call into libtorch's own code. Rules that keep this ODR-safe
-// (docs/notes/dist.md): no GlooStore, no gloo:: inline function is called here, no gloo library is linked;
+// (docs/dist.md): no GlooStore, no gloo:: inline function is called here, no gloo library is linked;
 // ProcessGroupGloo's size does not depend on Gloo's types (they only appear behind shared_ptr).
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
