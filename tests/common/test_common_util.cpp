@@ -28,7 +28,7 @@ TEST_CASE("atomic write replaces the file and leaves no temporary", "[common]") 
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("metrics sink writes one JSON object per step; non-finite as null", "[common]") {
+TEST_CASE("metrics sink writes one JSON object per step, non-finite as null", "[common]") {
   auto p = std::filesystem::temp_directory_path() / "rlvr_test_metrics.jsonl";
   {
     MetricsSink s(p);

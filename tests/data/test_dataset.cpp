@@ -95,7 +95,7 @@ TEST_CASE("field mapping: default keys, configurable keys, extra fields, ids", "
   CHECK(j["level"] == 3);
 }
 
-TEST_CASE("bad lines are errors naming file and line; missing fields are counted or fatal", "[data]") {
+TEST_CASE("bad lines are errors naming file and line, missing fields are counted or fatal", "[data]") {
   auto bad = temp_file("bad.jsonl", "{\"problem\": \"a\", \"answer\": \"1\"}\n{\"problem\": \"b\", \n");
   try {
     load_jsonl(bad);
@@ -172,7 +172,7 @@ TEST_CASE("real data: GSM8K train maps to 7473 integer answers, also from the ra
   CHECK(same == 7473);
 }
 
-TEST_CASE("real data: MATH-500 maps 500 records; boxed solution answers equal the reference", "[data][real]") {
+TEST_CASE("real data: MATH-500 maps 500 records, boxed solution answers equal the reference", "[data][real]") {
   fs::path p;
   if (!shared_file("math500_test.jsonl", p)) return;
   Dataset d = load_jsonl(p);

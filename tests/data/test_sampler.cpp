@@ -60,7 +60,7 @@ TEST_CASE("rank shards partition every global batch and match the single-rank or
   }
 }
 
-TEST_CASE("every prompt is seen once per epoch; batches roll over into the next epoch", "[data]") {
+TEST_CASE("every prompt is seen once per epoch, batches roll over into the next epoch", "[data]") {
   PromptSampler s(10, 1, true);
   auto b1 = s.next_global_batch(4);
   auto b2 = s.next_global_batch(4);

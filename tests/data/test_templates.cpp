@@ -28,7 +28,7 @@ TEST_CASE("qwen_math is a user message, wrapped by the chat function when given"
   CHECK(render_prompt("chat", "", "Hi", chatml) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 }
 
-TEST_CASE("raw replaces every {prompt}; bad names and strings are config errors", "[data]") {
+TEST_CASE("raw replaces every {prompt}, bad names and strings are config errors", "[data]") {
   CHECK(render_prompt("raw", "{prompt}", "x") == "x");
   CHECK(render_prompt("raw", "Q: {prompt}\nA ({prompt}):", "2+2") == "Q: 2+2\nA (2+2):");
   CHECK_THROWS_AS(render_prompt("raw", "no placeholder", "x"), ConfigError);

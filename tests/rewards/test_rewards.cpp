@@ -193,7 +193,9 @@ TEST_CASE("run_cases writes one line per case in order", "[rewards][cli]") {
       "not json\n"
       "{\"gold\": \"3\", \"pred\": \"4\", \"config\": {\"float_rounding\": 2}}\n");
   std::ostringstream out, err;
-  CHECK(run_cases(in, out, err, 2, {}) == 0);
+  // The bad line still gets its (ungradable) output line, and the command fails naming it.
+  CHECK(run_cases(in, out, err, 2, {}) == 1);
+  CHECK(err.str().find("error: case line 2: bad JSON") != std::string::npos);
   std::istringstream lines(out.str());
   std::string l;
   std::vector<nlohmann::json> rows;

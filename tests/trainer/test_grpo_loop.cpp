@@ -118,7 +118,7 @@ TEST_CASE("grpo: dynamic sampling keeps only groups with mixed accuracy", "[trai
   CHECK(r.last_metrics.at("completions") == 0);
 }
 
-TEST_CASE("sft: checkpoints are HF directories with trainer state; loss falls", "[trainer][loop]") {
+TEST_CASE("sft: checkpoints are HF directories with trainer state, and the loss falls", "[trainer][loop]") {
   auto d = fresh("sft");
   auto r = trainer::run_sft(tiny(d, {"train.steps=30", "optim.lr=3e-3", "train.prompts_per_step=32", "train.micro_batch_size=32"}));
   auto ck = d / "checkpoints" / "step_30";
