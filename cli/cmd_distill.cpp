@@ -5,6 +5,7 @@
 #include "trainer/config.h"
 #include "trainer/distill.h"
 #include "trainer/policy.h"
+#include "trainer/run_setup.h"
 
 namespace rlvr::cli {
 
@@ -37,12 +38,7 @@ void add_distill(CLI::App& app, Action& run) {
       if (o->seed >= 0) c.run.seed = o->seed;
       auto device = trainer::resolve_device(c.run.device);
       auto teacher = trainer::load_policy(c.model, std::filesystem::temp_directory_path() / "rlvr-distill", c.run.seed, device);
-      data::SourceOptions so;
-      so.load.mapping.prompt_key = c.data.prompt_key;
-      so.load.mapping.answer_key = c.data.answer_key;
-      so.difficulty = c.data.task_difficulty;
-      so.seed = c.run.seed;
-      so.count = c.data.task_train_size;
+      auto so = trainer::source_options(c, /*eval_split=*/false);
       auto ds = data::load_source(o->data, so);
       if (o->limit > 0 && static_cast<int64_t>(ds.size()) > o->limit) ds.resize(o->limit);
       trainer::DistillOptions d;

@@ -9,6 +9,7 @@
 #include "trainer/config.h"
 #include "trainer/evaluate.h"
 #include "trainer/policy.h"
+#include "trainer/run_setup.h"
 
 namespace rlvr::cli {
 
@@ -55,13 +56,7 @@ void add_eval(CLI::App& app, Action& run) {
       auto policy = trainer::load_policy(c.model, scratch, c.run.seed, device);
       std::string src = o->data.empty() ? data::eval_source(c.data.train, c.data.eval) : o->data;
       if (src.empty()) throw ConfigError("rlvr eval: no evaluation data: pass --data F.jsonl or set data.eval");
-      data::SourceOptions so;
-      so.load.mapping.prompt_key = c.data.prompt_key;
-      so.load.mapping.answer_key = c.data.answer_key;
-      so.difficulty = c.data.task_difficulty;
-      so.seed = c.run.seed;
-      so.count = c.data.task_eval_size;
-      so.split = data::Split::held_out;
+      auto so = trainer::source_options(c, /*eval_split=*/true);
       auto ds = data::load_source(src, so);
       if (o->limit > 0 && static_cast<int64_t>(ds.size()) > o->limit) ds.resize(o->limit);
       trainer::EvalOptions eo;

@@ -36,21 +36,19 @@ RunContext setup_run(const Config& cfg, const std::string& kind) {
   return ctx;
 }
 
-namespace {
-data::SourceOptions source_options(const Config& cfg) {
+data::SourceOptions source_options(const Config& cfg, bool eval_split) {
   data::SourceOptions o;
   o.load.mapping.prompt_key = cfg.data.prompt_key;
   o.load.mapping.answer_key = cfg.data.answer_key;
   o.difficulty = cfg.data.task_difficulty;
   o.seed = static_cast<uint64_t>(cfg.run.seed);
+  o.count = eval_split ? cfg.data.task_eval_size : cfg.data.task_train_size;
+  o.split = eval_split ? data::Split::held_out : data::Split::train;
   return o;
 }
-}  // namespace
 
 data::Dataset load_train_data(const Config& cfg) {
-  auto o = source_options(cfg);
-  o.count = cfg.data.task_train_size;
-  o.split = data::Split::train;
+  auto o = source_options(cfg, /*eval_split=*/false);
   data::LoadReport rep;
   auto ds = data::load_source(cfg.data.train, o, &rep);
   RLVR_CHECK(!ds.empty(), "data.train '{}' has no usable records", cfg.data.train);
@@ -61,10 +59,7 @@ data::Dataset load_train_data(const Config& cfg) {
 data::Dataset load_eval_data(const Config& cfg) {
   auto src = data::eval_source(cfg.data.train, cfg.data.eval);
   if (src.empty()) return {};
-  auto o = source_options(cfg);
-  o.count = cfg.data.task_eval_size;
-  o.split = data::Split::held_out;
-  auto ds = data::load_source(src, o);
+  auto ds = data::load_source(src, source_options(cfg, /*eval_split=*/true));
   if (!data::builtin_task_name(src).empty() || cfg.data.task_eval_size <= 0) return ds;
   if (static_cast<int64_t>(ds.size()) > cfg.data.task_eval_size) ds.resize(cfg.data.task_eval_size);
   return ds;

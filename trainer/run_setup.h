@@ -7,6 +7,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/source.h"
 #include "trainer/config.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/policy.h"
@@ -24,6 +25,10 @@ struct RunContext {
 
 // kind: "train" | "sft" (the log file name). Creates the run directory on rank 0.
 RunContext setup_run(const Config& cfg, const std::string& kind);
+
+// The data section as load options (field mapping, builtin task difficulty/seed); count and split are the
+// caller's (train: task_train_size / train, eval: task_eval_size / held_out).
+data::SourceOptions source_options(const Config& cfg, bool eval_split);
 
 // Loads data.train (or the builtin task's train split) and the eval set (possibly empty).
 data::Dataset load_train_data(const Config& cfg);
