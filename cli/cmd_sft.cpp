@@ -1,4 +1,6 @@
 // `rlvr sft --config X.yaml [--resume [DIR|latest]] [section.key=value ...]`: supervised fine-tuning.
+#include <filesystem>
+
 #include "cli/commands.h"
 #include "common/log.h"
 #include "trainer/config.h"
@@ -18,8 +20,13 @@ void add_sft(CLI::App& app, Action& run) {
   sub->add_option("overrides", o->overrides, "section.key=value overrides, applied in order");
   sub->callback([&run, o, sub] {
     run = [o, sub] {
-      Config c = load_config(o->config, o->overrides);
+      // `--resume section.key=v` : the optional value swallowed an override; resume the latest checkpoint.
+      if (o->resume.find('=') != std::string::npos && !std::filesystem::exists(o->resume)) {
+        o->overrides.insert(o->overrides.begin(), o->resume);
+        o->resume = "latest";
+      }
       std::string resume = sub->count("--resume") ? (o->resume.empty() ? "latest" : o->resume) : "";
+      Config c = load_config(o->config, o->overrides);
       auto r = trainer::run_sft(c, resume);
       log::info("sft done: {} steps; last checkpoint {}", r.steps_done, r.last_checkpoint);
       return 0;

@@ -1,4 +1,6 @@
 // `rlvr train --config X.yaml [--resume [DIR|latest]] [section.key=value ...]`: GRPO from a YAML config.
+#include <filesystem>
+
 #include "cli/commands.h"
 #include "common/log.h"
 #include "trainer/config.h"
@@ -20,8 +22,13 @@ void add_train(CLI::App& app, Action& run) {
   sub->add_option("overrides", o->overrides, "section.key=value overrides, applied in order");
   sub->callback([&run, o, sub] {
     run = [o, sub] {
-      Config c = load_config(o->config, o->overrides);
+      // `--resume section.key=v` : the optional value swallowed an override; resume the latest checkpoint.
+      if (o->resume.find('=') != std::string::npos && !std::filesystem::exists(o->resume)) {
+        o->overrides.insert(o->overrides.begin(), o->resume);
+        o->resume = "latest";
+      }
       std::string resume = sub->count("--resume") ? (o->resume.empty() ? "latest" : o->resume) : "";
+      Config c = load_config(o->config, o->overrides);
       auto r = trainer::run_grpo(c, resume);
       log::info("training done: {} steps; last checkpoint {}", r.steps_done, r.last_checkpoint);
       return 0;

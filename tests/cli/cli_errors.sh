@@ -29,4 +29,16 @@ for f in configs/*.yaml; do "$rlvr" config -c "$f" >/dev/null || fail "$f does n
 
 printf '{"gold": "1/2", "pred": "\\\\boxed{0.5}"}\nnot json\n' > "$tmp/cases.jsonl"
 "$rlvr" verify --cases "$tmp/cases.jsonl" >/dev/null 2>&1 && fail "verify accepted a bad JSON line"
+# --resume with no value takes the latest checkpoint, also when an override follows it.
+cat > "$tmp/t.yaml" <<YAML
+run: {seed: 7, device: cpu, threads: 1, output_dir: $tmp/run}
+model: {path: "builtin:tiny"}
+data: {train: "builtin:arithmetic", template: raw, template_string: "{prompt}\n", task_train_size: 100, task_eval_size: 8}
+rollout: {group_size: 4, max_new_tokens: 8}
+train: {steps: 1, prompts_per_step: 4}
+YAML
+"$rlvr" train -c "$tmp/t.yaml" >/dev/null 2>&1 || fail "tiny train run"
+"$rlvr" train -c "$tmp/t.yaml" --resume train.steps=2 >"$tmp/resume.log" 2>&1 || { cat "$tmp/resume.log"; fail "--resume"; }
+grep -q "resuming from $tmp/run/checkpoints/step_1" "$tmp/resume.log" || fail "--resume did not resume step_1"
+test -f "$tmp/run/checkpoints/step_2/model.safetensors" || fail "no step_2 checkpoint after --resume"
 echo "cli_errors: ok"
