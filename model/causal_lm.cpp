@@ -194,6 +194,10 @@ void CausalLM::save_pretrained(const fs::path& dir_in, const fs::path& tokenizer
   }
 }
 
+void CausalLM::pack_weights() { impl_->pack_weights(); }
+
+void CausalLM::unpack_weights() { impl_->unpack_weights(); }
+
 const ModelArgs& CausalLM::args() const { return args_; }
 
 std::vector<at::Tensor> CausalLM::parameters() const { return impl_->parameters(); }

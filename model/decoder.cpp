@@ -5,12 +5,16 @@
 #include "model/decoder.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 
 #include <cmath>
 
 #include "common/error.h"
+#include "model/decode_attention.h"
 
 namespace rlvr::model {
 
@@ -19,7 +23,36 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const at::Tensor
   if (with_bias) bias = register_parameter("bias", at::empty({out}, o));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+// oneDNN's prepacked linear, registered by libtorch_cpu as mkldnn::_reorder_linear_weight / _linear_pointwise
+// (what torch.compile's CPU weight freezing uses). MKL's sgemm copies the whole weight into its panel layout on
+// every call: at decode batch sizes that copy is ~30% of the GEMM time.
+at::Tensor pack_linear_weight(const at::Tensor& weight) {
+  if (!at::hasMKLDNN() || !weight.device().is_cpu() || weight.scalar_type() != at::kFloat || weight.dim() != 2) return {};
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
+                             .typed<at::Tensor(const at::Tensor&, std::optional<int64_t>)>();
+  at::NoGradGuard ng;
+  return op.call(weight.contiguous(), std::nullopt);
+}
+
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, std::string_view,
+                            c10::List<std::optional<at::Scalar>>, std::optional<std::string_view>)>();
+  std::optional<at::Tensor> b;
+  if (bias.defined()) b = bias;
+  return op.call(x.contiguous(), packed, b, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) const {
+  if (packed.defined() && !at::GradMode::is_enabled() && x.scalar_type() == at::kFloat && x.device().is_cpu() &&
+      weight._version() == packed_version) {
+    return packed_linear(x, packed, bias);
+  }
+  return at::linear(x, weight, bias);
+}
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& o) : eps(eps_) {
   weight = register_parameter("weight", at::empty({dim}, o));
@@ -71,6 +104,31 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep) {  // [B, Hkv, S, D] ->
   return x.unsqueeze(2).expand({B, Hkv, n_rep, S, D}).reshape({B, Hkv * n_rep, S, D});
 }
 
+// Decode attention on CPU fp32 through decode_attention.h: qg [B, Hkv, R, D]; k, v [B, Hkv, S, D] views of the
+// cache with rows of D contiguous; mask [B, 1, 1, S] bool. Returns [B, Hkv, R, D], or undefined when the inputs
+// do not have that layout (the caller then uses SDPA).
+at::Tensor decode_attention_cpu(const at::Tensor& qg, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                                double scale) {
+  const int64_t B = qg.size(0), H = qg.size(1), R = qg.size(2), D = qg.size(3), S = k.size(2);
+  if (!qg.device().is_cpu() || qg.scalar_type() != at::kFloat || k.scalar_type() != at::kFloat ||
+      v.scalar_type() != at::kFloat || k.stride(3) != 1 || k.stride(2) != D || k.strides() != v.strides() ||
+      mask.numel() != B * S) {
+    return {};
+  }
+  auto q = qg.contiguous();
+  auto m = mask.reshape({B, S}).to(at::kByte).contiguous();  // [B, S]
+  auto scores = at::empty({B, H, R, S}, q.options());
+  auto out = at::empty({B, H, R, D}, q.options());
+  DecodeAttentionArgs a{B, H, R, S, D, q.const_data_ptr<float>(), k.const_data_ptr<float>(), v.const_data_ptr<float>(),
+                        k.stride(0), k.stride(1), m.const_data_ptr<uint8_t>(), static_cast<float>(scale),
+                        scores.mutable_data_ptr<float>(), out.mutable_data_ptr<float>()};
+  at::parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) { decode_attention_scores(a, b0, b1); });
+  auto probs = at::softmax(scores, -1);  // [B, H, R, S]: ATen's vectorised exp
+  a.scores = probs.mutable_data_ptr<float>();
+  at::parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) { decode_attention_values(a, b0, b1); });
+  return out;
+}
+
 }  // namespace
 
 AttentionImpl::AttentionImpl(const ModelArgs& a, const at::TensorOptions& o)
@@ -113,13 +171,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     if (mask.defined()) mask = mask.logical_or(mask.logical_not().all(-1, /*keepdim=*/true));
   }
   const double sdpa_scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  if (const int64_t n_rep = n_heads / n_kv_heads; cache != nullptr && T == 1 && n_rep > 1 && mask.defined()) {
+  if (const int64_t n_rep = n_heads / n_kv_heads; cache != nullptr && T == 1 && mask.defined()) {
     // Decode (rollout, issue 4): the n_rep query heads of one kv head attend as n_rep query rows of that head,
     // reading the cache in place; repeat_kv would copy all of K/V every layer and step (~8x this attention on CPU).
     auto qg = q.view({B, n_kv_heads, n_rep, head_dim});  // [B, Hkv, n_rep, D]: query heads grouped per kv head
-    auto og = at::scaled_dot_product_attention(qg, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
-                                               sdpa_scale);  // mask [B, 1, 1, S] broadcasts over the n_rep rows
-    return o_proj(og.reshape({B, 1, n_heads * head_dim}));   // [B, 1, H]
+    auto og = decode_attention_cpu(qg, k, v, mask, sdpa_scale);
+    if (!og.defined()) {
+      og = at::scaled_dot_product_attention(qg, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                            sdpa_scale);  // mask [B, 1, 1, S] broadcasts over the n_rep rows
+    }
+    return o_proj(og.reshape({B, 1, n_heads * head_dim}));  // [B, 1, H]
   }
   const int64_t S = k.size(2);
   k = repeat_kv(k, n_heads / n_kv_heads);  // [B, Hq, S, D]: masked SDPA ignores enable_gqa off the Flash path
@@ -261,8 +322,40 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& tokens, const at::Tensor& pos
       h = layer->forward(h, cos, sin, mask, cache, static_cast<int64_t>(i));
     }
   }
+  if (opts.logit_positions.defined()) {  // [B] -> h [B, 1, H]
+    RLVR_CHECK(opts.logit_positions.dim() == 1 && opts.logit_positions.size(0) == B,
+               "forward: logit_positions must be [{}], got {}", B, c10::str(opts.logit_positions.sizes()));
+    auto idx = opts.logit_positions.to(dev, at::kLong).view({B, 1, 1}).expand({B, 1, h.size(2)});
+    h = h.gather(1, idx);
+  }
   h = model->norm(h);                                                                   // [B, T, H]
-  return lm_head ? lm_head(h) : at::linear(h, model->embed_tokens->weight);             // [B, T, V]
+  if (lm_head) return lm_head(h);                                                       // [B, T, V]
+  const auto& E = model->embed_tokens->weight;
+  if (packed_embed.defined() && !at::GradMode::is_enabled() && h.scalar_type() == at::kFloat && h.device().is_cpu() &&
+      E._version() == packed_embed_version) {
+    return packed_linear(h, packed_embed, {});
+  }
+  return at::linear(h, E);  // [B, T, V]
+}
+
+void CausalLMImpl::pack_weights() {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = dynamic_cast<LinearImpl*>(m.get())) {
+      lin->packed = pack_linear_weight(lin->weight);
+      lin->packed_version = lin->weight._version();
+    }
+  }
+  if (!lm_head) {
+    packed_embed = pack_linear_weight(model->embed_tokens->weight);
+    packed_embed_version = model->embed_tokens->weight._version();
+  }
+}
+
+void CausalLMImpl::unpack_weights() {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = dynamic_cast<LinearImpl*>(m.get())) lin->packed = at::Tensor();
+  }
+  packed_embed = at::Tensor();
 }
 
 }  // namespace rlvr::model

@@ -10,10 +10,20 @@
 
 namespace rlvr::model {
 
+// Packs `weight` [out, in] into oneDNN's blocked layout for no-grad CPU fp32 GEMMs; an undefined tensor where
+// that is not possible (other device or dtype, a torch without oneDNN).
+at::Tensor pack_linear_weight(const at::Tensor& weight);
+// x [.., in] @ weight^T (+ bias) through a weight packed by pack_linear_weight.
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias);
+
 struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in, int64_t out, bool bias, const at::TensorOptions& o);
   at::Tensor forward(const at::Tensor& x) const;  // [.., in] -> [.., out]
   at::Tensor weight, bias;                        // [out, in], [out] or undefined
+  // Inference copy of weight (CausalLM::pack_weights): used by no-grad forwards while weight's version is
+  // packed_version, so an in-place update of weight can never be read stale.
+  at::Tensor packed;
+  uint32_t packed_version = 0;
 };
 TORCH_MODULE(Linear);
 
@@ -78,8 +88,12 @@ class CausalLMImpl : public torch::nn::Module {
   CausalLMImpl(const ModelArgs& a, const at::TensorOptions& o);
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
                      KvCache* cache, const ForwardOptions& opts);
+  void pack_weights();    // see CausalLM::pack_weights
+  void unpack_weights();
   Backbone model{nullptr};
   Linear lm_head{nullptr};  // null when tie_word_embeddings
+  at::Tensor packed_embed;  // tied: embed_tokens.weight packed as the lm_head (see LinearImpl::packed)
+  uint32_t packed_embed_version = 0;
   std::vector<DecoderLayer> layer_list;
   Rope rope;
 };

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #endif
 #include <map>
+#include <optional>
 #include <unordered_set>
 
 #include "common/error.h"
@@ -170,12 +171,12 @@ struct RolloutEngine::Run {
         eng.stats_.prompt_tokens += lens[b];
       }
       auto positions = at::arange(T, at::kLong).unsqueeze(0).expand({B, T}).contiguous();  // [B, T]
+      model::ForwardOptions fo;
+      fo.logit_positions = at::tensor(lens, at::kLong).sub_(1).to(dev);  // [B]: each prompt's last position
       cache.begin_forward(rows, T, lens);
-      auto logits = eng.model_->forward(tokens.to(dev), positions.to(dev), at::Tensor(), &cache);  // [B, T, V]
+      auto logits = eng.model_->forward(tokens.to(dev), positions.to(dev), at::Tensor(), &cache, fo);  // [B, 1, V]
       cache.end_forward();
-      auto last = at::tensor(lens, at::kLong).sub_(1).to(dev);                                      // [B]
-      auto picked = logits.index({at::arange(B, last.options()), last});                           // [B, V]
-      for (int64_t b = 0; b < B; ++b) last_logits[ps[i + b]] = picked[b];
+      for (int64_t b = 0; b < B; ++b) last_logits[ps[i + b]] = logits[b][0];  // [V]
       ++eng.stats_.prefill_forwards;
       i = j;
     }
@@ -325,6 +326,8 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   }
 
   at::NoGradGuard no_grad;
+  std::optional<model::PackedWeightsScope> packed;  // weights can change between calls (training): pack per call
+  if (opts_.pack_weights) packed.emplace(*model_);
   ensure_cache(slots, slot_len);
   stats_.slots = slots;
   stats_.slot_len = slot_len;

@@ -40,13 +40,14 @@ using Detokenize = std::function<std::string(const std::vector<int64_t>&)>;
 struct RolloutOptions {
   int32_t max_batch_seqs = 64;      // KV-cache slots: completions decoded concurrently (counts completions)
   int64_t max_cached_tokens = 0;    // KV-cache budget in tokens over all slots; 0 = slots x (longest prompt + new)
-  int64_t max_prefill_tokens = 2048;  // padded prompt tokens per prefill forward (bounds its [rows, T, V] logits)
+  int64_t max_prefill_tokens = 2048;  // padded prompt tokens per prefill forward (bounds its [rows, T, H] activations)
   uint64_t seed = 0;                // sampling seed (see the reproducibility note above)
   int64_t prompt_index_base = 0;    // added to the prompt index in the RNG key: a data-parallel rank passes the
                                     // global index of its first prompt, so N ranks draw what one process draws
   Detokenize detokenize = {};       // ids -> text; needed for stop strings and Completion::text
   bool tune_malloc = true;          // glibc: keep freed multi-MB blocks in the process (process-wide mallopt;
                                     // avoids page faults every decode step, ~1.5x CPU time on the bench model)
+  bool pack_weights = true;         // CPU fp32: oneDNN-prepacked weight copies for the call (CausalLM::pack_weights)
 };
 
 enum class FinishReason { stop, length };

@@ -93,26 +93,31 @@ at::Tensor inverse_cdf(const at::Tensor& w, const at::Tensor& u) {
   return at::minimum(choice, last_pos);
 }
 
-// CPU: w = exp(z - lse) [B, V] contiguous; scans each row until the running mass passes u * total.
-// thr: per-row min-p threshold on z (or -inf). Returns [B] int64.
-at::Tensor scan_rows(const at::Tensor& w, const at::Tensor& z, const std::vector<float>& thr, const at::Tensor& u) {
+// CPU: w = exp(z - max) [B, V] contiguous (one exp pass; the row's total mass gives the log-normaliser);
+// scans each row until the running mass passes u * total. thr: per-row min-p threshold on z (or -inf).
+// Returns the [B] int64 tokens; log_total [B] receives log(sum w) of each row (all tokens, not only kept ones).
+at::Tensor scan_rows(const at::Tensor& w, const at::Tensor& z, const std::vector<float>& thr, const at::Tensor& u,
+                     std::vector<double>& log_total) {
   const int64_t B = w.size(0), V = w.size(1);
   auto out = at::empty({B}, w.options().dtype(at::kLong));
   const float* wp = w.const_data_ptr<float>();
   const float* zp = z.const_data_ptr<float>();
   const double* up = u.const_data_ptr<double>();
   int64_t* op = out.mutable_data_ptr<int64_t>();
+  log_total.assign(B, 0.0);
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const float* wr = wp + b * V;
       const float* zr = zp + b * V;
       const float t = thr[b];
-      double total = 0.0;
+      double all = 0.0, total = 0.0;
+      for (int64_t i = 0; i < V; ++i) all += wr[i];
       if (t == -std::numeric_limits<float>::infinity()) {
-        for (int64_t i = 0; i < V; ++i) total += wr[i];
+        total = all;
       } else {
         for (int64_t i = 0; i < V; ++i) total += zr[i] >= t ? wr[i] : 0.0f;
       }
+      log_total[b] = std::log(all);
       const double target = up[b] * total;
       double acc = 0.0;
       int64_t pick = -1;
@@ -152,19 +157,32 @@ SampleResult sample(const at::Tensor& logits, const SamplingParams& p, const at:
     return r;
   }
   auto z = p.temperature == 1.0 ? x : x / p.temperature;   // [B, V] scaled logits (division, as the trainer)
-  auto lse = at::logsumexp(z, -1, /*keepdim=*/true);        // [B, 1]
   const bool truncating = p.top_k > 0 || p.top_p < 1.0;
   auto u_dev = uniforms.to(at::kDouble);
   if (!truncating && z.is_cpu()) {
+    // One pass of exp: w = exp(z - max) both samples and normalises (lse = max + log(sum w)).
     auto zc = z.contiguous();
-    auto w = (zc - lse).exp_();                                                 // [B, V] probabilities
+    auto zmax = zc.amax(-1, /*keepdim=*/true);                                  // [B, 1]
+    auto w = (zc - zmax).exp_();                                                // [B, V] unnormalised
     std::vector<float> thr(B, -std::numeric_limits<float>::infinity());
+    const float* mp = zmax.const_data_ptr<float>();
     if (p.min_p > 0.0) {
-      auto zmax = zc.amax(-1);                                                  // [B]
-      for (int64_t b = 0; b < B; ++b) thr[b] = zmax[b].item<float>() + static_cast<float>(std::log(p.min_p));
+      for (int64_t b = 0; b < B; ++b) thr[b] = mp[b] + static_cast<float>(std::log(p.min_p));
     }
-    r.tokens = scan_rows(w, zc, thr, u_dev.contiguous().cpu());
-  } else if (!truncating) {
+    std::vector<double> log_total;
+    r.tokens = scan_rows(w, zc, thr, u_dev.contiguous().cpu(), log_total);
+    r.logprobs = at::empty({B}, x.options());
+    const int64_t* tp = r.tokens.const_data_ptr<int64_t>();
+    const float* zp = zc.const_data_ptr<float>();
+    float* lp = r.logprobs.mutable_data_ptr<float>();
+    const int64_t V = zc.size(1);
+    for (int64_t b = 0; b < B; ++b) {
+      lp[b] = static_cast<float>(static_cast<double>(zp[b * V + tp[b]]) - mp[b] - log_total[b]);
+    }
+    return r;
+  }
+  auto lse = at::logsumexp(z, -1, /*keepdim=*/true);        // [B, 1]
+  if (!truncating) {
     auto w = (z - lse).exp();                                                   // [B, V]
     if (p.min_p > 0.0) w = w.masked_fill(z < z.amax(-1, true) + std::log(p.min_p), 0.0);
     r.tokens = inverse_cdf(w, u_dev.to(z.device()));

@@ -208,6 +208,8 @@ void validate(const Config& c) {
   RLVR_CONFIG_CHECK(c.train.eval_samples >= 1, "train.eval_samples must be >= 1, got {}", c.train.eval_samples);
   RLVR_CONFIG_CHECK(c.train.max_nonfinite_steps >= 1, "train.max_nonfinite_steps must be >= 1, got {}", c.train.max_nonfinite_steps);
   one_of("distributed.backend", c.distributed.backend, {"auto", "nccl", "gloo", "mpi"});
+  RLVR_CONFIG_CHECK(c.distributed.zero_stage == 0 || c.distributed.zero_stage == 1,
+                    "distributed.zero_stage must be 0 or 1, got {}", c.distributed.zero_stage);
   RLVR_CONFIG_CHECK(c.distributed.timeout_s >= 1, "distributed.timeout_s must be >= 1, got {}", c.distributed.timeout_s);
   one_of("logging.level", c.logging.level, {"debug", "info", "warn", "error"});
   RLVR_CONFIG_CHECK(c.logging.console_every >= 1, "logging.console_every must be >= 1, got {}", c.logging.console_every);

@@ -139,7 +139,8 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
 
   int64_t total_opt_steps = int64_t{c.train.steps} * c.algorithm.ppo_epochs * c.train.mini_batches;
   auto named = policy_.model->named_parameters();
-  opt_ = std::make_unique<TrainOptimizer>(c.optim, NamedParams(named.begin(), named.end()), total_opt_steps);
+  opt_ = std::make_unique<TrainOptimizer>(c.optim, NamedParams(named.begin(), named.end()), total_opt_steps,
+                                          c.distributed.zero_stage == 1 ? ctx_.comm.get() : nullptr);
   sampler_ = std::make_unique<data::PromptSampler>(train_.size(), c.run.seed, c.data.shuffle);
   if (!resume_dir.empty()) {
     auto st = load_trainer_state(resume_dir, opt_.get());
@@ -374,7 +375,8 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
           acc.add(lo.metrics);
         }
       }
-      if (comm.world_size() > 1) comm.all_reduce_gradients(params, dist::ReduceOp::sum);  // losses are globally normalised
+      // Losses are globally normalised: the gradient is the SUM over ranks (ZeRO-1 reduce-scatters it in step()).
+      if (comm.world_size() > 1 && !opt_->reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
       auto r = opt_->step();
       ++opt_steps;
       if (r.skipped) ++skipped;
@@ -480,12 +482,6 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
 }
 
 MetricMap GrpoLoop::run_eval(int64_t step) {
-  auto& comm = *ctx_.comm;
-  MetricMap out;
-  if (eval_.empty()) return out;
-  // Each rank evaluates every W-th problem; metrics are problem-weighted means, so sums combine exactly.
-  data::Dataset mine;
-  for (size_t i = comm.rank(); i < eval_.size(); i += comm.world_size()) mine.push_back(eval_[i]);
   EvalOptions eo;
   eo.samples = cfg_.train.eval_samples;
   eo.sampling.max_new_tokens = cfg_.rollout.max_new_tokens;
@@ -494,33 +490,21 @@ MetricMap GrpoLoop::run_eval(int64_t step) {
   eo.sampling.stop = cfg_.rollout.stop;
   eo.max_batch_seqs = cfg_.rollout.max_batch_seqs;
   eo.seed = static_cast<uint64_t>(cfg_.run.seed) + 17;
-  std::map<std::string, double> local;
-  if (!mine.empty()) local = evaluate(policy_, mine, cfg_.data, eo).metrics;
-  std::vector<std::string> keys;
-  std::vector<double> vals;
-  // Key order is the same on every rank (std::map), and every rank has problems unless W > #problems.
-  for (auto& [k, v] : local)
-    if (k != "problems") keys.push_back(k), vals.push_back(v * mine.size());
-  vals = comm.all_reduce_scalars(vals, dist::ReduceOp::sum);
-  for (size_t i = 0; i < keys.size(); ++i) out["eval/" + keys[i]] = vals[i] / eval_.size();
-  log::info("eval at step {}: {}", step,
-            MetricsSink::console_line(step, out, {{"eval/mean@" + std::to_string(eo.samples), "mean@k"},
-                                                  {"eval/pass@1", "pass@1"}}));
+  MetricMap out = evaluate_on_ranks(*ctx_.comm, policy_, eval_, cfg_.data, eo);
+  if (!out.empty()) {
+    log::info("eval at step {}: {}", step,
+              MetricsSink::console_line(step, out, {{"eval/mean@" + std::to_string(eo.samples), "mean@k"},
+                                                    {"eval/pass@1", "pass@1"}}));
+  }
   return out;
 }
 
 void GrpoLoop::checkpoint(int64_t step) {
-  auto& comm = *ctx_.comm;
-  if (comm.is_main()) {
-    TrainerState st;
-    st.step = step;
-    st.data_cursor = data::cursor_to_json(sampler_->cursor());
-    st.extra = {{"nonfinite_streak", nonfinite_streak_}};
-    last_ckpt_ = save_checkpoint(ctx_.checkpoints_dir, policy_, opt_.get(), st, ctx_.resolved_yaml,
-                                 cfg_.train.keep_last).string();
-    log::info("checkpoint written: {}", last_ckpt_);
-  }
-  comm.barrier();
+  TrainerState st;
+  st.step = step;
+  st.data_cursor = data::cursor_to_json(sampler_->cursor());
+  st.extra = {{"nonfinite_streak", nonfinite_streak_}};
+  last_ckpt_ = checkpoint_on_rank0(ctx_, policy_, opt_.get(), st);
 }
 
 TrainResult GrpoLoop::run() {

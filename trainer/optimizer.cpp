@@ -2,6 +2,9 @@
 // optimizer.h). The schedule is a pure function of the step so that a resumed run needs only the step count.
 #include "trainer/optimizer.h"
 
+#include "trainer/dist/communicator.h"
+#include "trainer/dist/zero.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -170,7 +173,8 @@ int64_t load_optimizer(torch::optim::AdamW& opt, const NamedParams& params, cons
   return step.item<int64_t>();
 }
 
-TrainOptimizer::TrainOptimizer(const OptimConfig& o, NamedParams params, int64_t total_steps)
+TrainOptimizer::TrainOptimizer(const OptimConfig& o, NamedParams params, int64_t total_steps,
+                               dist::Communicator* zero_comm)
     : lr_(o.lr),
       min_lr_ratio_(o.min_lr_ratio),
       max_grad_norm_(o.max_grad_norm),
@@ -184,7 +188,24 @@ TrainOptimizer::TrainOptimizer(const OptimConfig& o, NamedParams params, int64_t
   for (const auto* group : {&g.decay, &g.no_decay})
     for (const auto& np : *group) tensors_.push_back(np.second);
   lr_multiplier(schedule_, 0, warmup_, total_, min_lr_ratio_);  // validates warmup and min_lr_ratio now
+  if (zero_comm != nullptr && zero_comm->world_size() > 1) {
+    dist::ShardedAdamWOptions zo;
+    zo.beta1 = o.beta1;
+    zo.beta2 = o.beta2;
+    zo.eps = o.eps;
+    zo.weight_decay = o.weight_decay;
+    zo.max_grad_norm = o.max_grad_norm;
+    zo.grad_reduce = dist::ReduceOp::sum;
+    // ShardedAdamW decays parameters with dim >= 2, which is is_no_decay's split for every model here.
+    for (const auto& [name, p] : params_)
+      RLVR_CHECK(is_no_decay(name, p) == (p.dim() < 2), "ZeRO-1: parameter '{}' breaks the decay split", name);
+    std::vector<torch::Tensor> flat;
+    for (const auto& [name, p] : params_) flat.push_back(p);
+    zero_ = std::make_unique<dist::ShardedAdamW>(*zero_comm, flat, zo);
+  }
 }
+
+TrainOptimizer::~TrainOptimizer() = default;
 
 double TrainOptimizer::current_lr() const {
   return lr_ * lr_multiplier(schedule_, step_, warmup_, total_, min_lr_ratio_);
@@ -192,6 +213,18 @@ double TrainOptimizer::current_lr() const {
 
 TrainOptimizer::StepResult TrainOptimizer::step() {
   StepResult r;
+  if (zero_) {
+    r.lr = current_lr();
+    r.grad_norm = zero_->step(r.lr);
+    zero_->zero_grad();
+    if (!std::isfinite(r.grad_norm)) {
+      r.skipped = true;
+      r.lr = 0;
+      return r;
+    }
+    ++step_;
+    return r;
+  }
   const GradNorm gn = clip_grad_norm(tensors_, max_grad_norm_);
   r.grad_norm = gn.norm;
   if (!gn.finite) {
@@ -206,10 +239,49 @@ TrainOptimizer::StepResult TrainOptimizer::step() {
   return r;
 }
 
-void TrainOptimizer::zero_grad() { opt_->zero_grad(/*set_to_none=*/true); }
+void TrainOptimizer::zero_grad() {
+  opt_->zero_grad(/*set_to_none=*/true);
+  if (zero_) zero_->zero_grad();
+}
+
+// The unsharded AdamW state of ZeRO-1's moments: torch's per-parameter exp_avg, exp_avg_sq and step.
+void TrainOptimizer::prepare_save() {
+  if (!zero_) return;
+  auto [m, v] = zero_->gather_moments();  // [numel] fp32 each, in params_ order
+  opt_->state().clear();
+  int64_t off = 0;
+  for (const auto& [name, p] : params_) {
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(zero_->steps());
+    st->exp_avg(m.narrow(0, off, p.numel()).view(p.sizes()).to(p.options()).clone());
+    st->exp_avg_sq(v.narrow(0, off, p.numel()).view(p.sizes()).to(p.options()).clone());
+    opt_->state()[p.unsafeGetTensorImpl()] = std::move(st);
+    off += p.numel();
+  }
+}
 
 void TrainOptimizer::save(const std::string& dir) const { save_optimizer(*opt_, params_, step_, dir); }
 
-void TrainOptimizer::load(const std::string& dir) { step_ = load_optimizer(*opt_, params_, dir); }
+void TrainOptimizer::load(const std::string& dir) {
+  step_ = load_optimizer(*opt_, params_, dir);
+  if (!zero_) return;
+  // Shard what was loaded (a checkpoint of a run with or without ZeRO-1, at any world size).
+  std::vector<torch::Tensor> m, v;
+  int64_t steps = 0;
+  for (const auto& [name, p] : params_) {
+    auto it = opt_->state().find(p.unsafeGetTensorImpl());
+    if (it == opt_->state().end()) {  // never updated: zero moments
+      m.push_back(torch::zeros({p.numel()}, torch::kFloat));
+      v.push_back(torch::zeros({p.numel()}, torch::kFloat));
+      continue;
+    }
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    m.push_back(st.exp_avg().reshape({-1}).to(torch::kFloat));
+    v.push_back(st.exp_avg_sq().reshape({-1}).to(torch::kFloat));
+    steps = std::max<int64_t>(steps, st.step());
+  }
+  zero_->load_moments(torch::cat(m), torch::cat(v), steps);
+  opt_->state().clear();
+}
 
 }  // namespace rlvr::trainer

@@ -13,6 +13,10 @@
 namespace rlvr {
 struct OptimConfig;
 }
+namespace rlvr::dist {
+class Communicator;
+class ShardedAdamW;
+}
 
 namespace rlvr::trainer {
 
@@ -69,11 +73,21 @@ void save_optimizer(const torch::optim::AdamW& opt, const NamedParams& params, i
 int64_t load_optimizer(torch::optim::AdamW& opt, const NamedParams& params, const std::string& dir);
 
 // The step as the loop uses it: owns the AdamW and the schedule position.
-//   opt.zero_grad(); for micro-batches: loss.backward(); [all-reduce grads]; auto r = opt.step();
+//   opt.zero_grad(); for micro-batches: loss.backward(); [opt.reduces_gradients() or all-reduce grads];
+//   auto r = opt.step();
+// With a ZeRO-1 communicator (distributed.zero_stage 1, world > 1) the AdamW state is sharded over the ranks
+// (dist::ShardedAdamW): step() reduce-scatters the gradients (sum: the losses are globally normalised) itself,
+// so the caller must not all-reduce them, and every rank must call step() and save_collective().
 class TrainOptimizer {
  public:
   // total_steps: optimizer steps of the run (for the decay). Throws ConfigError on a bad schedule name.
-  TrainOptimizer(const OptimConfig& o, NamedParams params, int64_t total_steps);
+  TrainOptimizer(const OptimConfig& o, NamedParams params, int64_t total_steps,
+                 dist::Communicator* zero_comm = nullptr);
+  ~TrainOptimizer();
+  bool reduces_gradients() const { return zero_ != nullptr; }  // ZeRO-1: step() reduces the gradients
+  // Collective (every rank, before rank 0's save): ZeRO-1 gathers the sharded moments into the unsharded
+  // AdamW state, so that a checkpoint has the same format (and resumes at any world size and stage).
+  void prepare_save();
 
   struct StepResult {
     double grad_norm = 0;  // pre-clip global norm
@@ -97,6 +111,7 @@ class TrainOptimizer {
   NamedParams params_;
   std::vector<torch::Tensor> tensors_;
   std::unique_ptr<torch::optim::AdamW> opt_;
+  std::unique_ptr<dist::ShardedAdamW> zero_;
 };
 
 }  // namespace rlvr::trainer

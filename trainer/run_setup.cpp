@@ -78,3 +78,40 @@ bool any_rank_stopping(dist::Communicator& comm) {
 }
 
 }  // namespace rlvr::trainer
+
+namespace rlvr::trainer {
+
+MetricMap evaluate_on_ranks(dist::Communicator& comm, const Policy& policy, const data::Dataset& problems,
+                            const DataConfig& data_cfg, const EvalOptions& opts) {
+  MetricMap out;
+  if (problems.empty()) return out;
+  data::Dataset mine;
+  for (size_t i = comm.rank(); i < problems.size(); i += comm.world_size()) mine.push_back(problems[i]);
+  const double weight = static_cast<double>(mine.size());
+  if (mine.empty()) mine.push_back(problems.front());  // same metric names as the other ranks, weight 0
+  auto local = evaluate(policy, mine, data_cfg, opts).metrics;
+  std::vector<std::string> keys;
+  std::vector<double> vals;
+  for (auto& [k, v] : local) {  // std::map: the same key order on every rank
+    if (k == "problems") continue;
+    keys.push_back(k);
+    vals.push_back(v * weight);
+  }
+  vals = comm.all_reduce_scalars(vals, dist::ReduceOp::sum);
+  for (size_t i = 0; i < keys.size(); ++i) out["eval/" + keys[i]] = vals[i] / static_cast<double>(problems.size());
+  return out;
+}
+
+std::string checkpoint_on_rank0(const RunContext& ctx, const Policy& policy, TrainOptimizer* opt,
+                                const TrainerState& state) {
+  std::string dir;
+  if (opt != nullptr) opt->prepare_save();
+  if (ctx.comm->is_main()) {
+    dir = save_checkpoint(ctx.checkpoints_dir, policy, opt, state, ctx.resolved_yaml, ctx.cfg.train.keep_last).string();
+    log::info("checkpoint written: {}", dir);
+  }
+  ctx.comm->barrier();
+  return dir;
+}
+
+}  // namespace rlvr::trainer

@@ -7,9 +7,12 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "common/metrics.h"
 #include "data/source.h"
 #include "trainer/config.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/checkpoint.h"
+#include "trainer/evaluate.h"
 #include "trainer/policy.h"
 
 namespace rlvr::trainer {
@@ -36,6 +39,17 @@ data::Dataset load_eval_data(const Config& cfg);
 
 // Makes every rank hold rank 0's parameters.
 void broadcast_parameters(dist::Communicator& comm, model::CausalLM& model);
+
+// Held-out evaluation shared by the ranks (collective): rank r takes problems r, r + W, ...; every metric is a
+// problem-weighted mean, so the per-rank sums combine exactly. A rank left without a problem (W > #problems)
+// evaluates problem 0 with weight 0, so that every rank reduces the same metric names. Returns "eval/<name>".
+MetricMap evaluate_on_ranks(dist::Communicator& comm, const Policy& policy, const data::Dataset& problems,
+                            const DataConfig& data_cfg, const EvalOptions& opts);
+
+// Rank 0 writes the checkpoint (save_checkpoint, keeping train.keep_last) and logs it; every rank waits for it.
+// Collective (ZeRO-1 gathers the optimizer state first). Returns the checkpoint directory on rank 0, "" elsewhere.
+std::string checkpoint_on_rank0(const RunContext& ctx, const Policy& policy, TrainOptimizer* opt,
+                                const TrainerState& state);
 
 // Every rank's flag, OR-ed: true when any rank received SIGINT/SIGTERM.
 bool any_rank_stopping(dist::Communicator& comm);

@@ -60,7 +60,8 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
 
   int64_t total = int64_t{c.train.steps};
   auto named = policy.model->named_parameters();
-  TrainOptimizer opt(c.optim, NamedParams(named.begin(), named.end()), total);
+  TrainOptimizer opt(c.optim, NamedParams(named.begin(), named.end()), total,
+                     c.distributed.zero_stage == 1 ? ctx.comm.get() : nullptr);
   data::PromptSampler sampler(prompts.size(), c.run.seed, c.data.shuffle);
   int64_t start = 0;
   if (!resume_dir.empty()) {
@@ -74,19 +75,16 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
   std::string last_ckpt;
   log::info("SFT: {} pairs, {} steps x {} sequences", prompts.size(), c.train.steps, c.train.prompts_per_step);
   auto do_eval = [&](int64_t step) {
-    MetricMap out;
-    if (eval.empty()) return out;
-    data::Dataset mine;
-    for (size_t i = comm.rank(); i < eval.size(); i += comm.world_size()) mine.push_back(eval[i]);
     EvalOptions eo;
     eo.samples = 1;
     eo.sampling.temperature = 0.0;
     eo.sampling.max_new_tokens = c.rollout.max_new_tokens;
     eo.max_batch_seqs = c.rollout.max_batch_seqs;
-    auto m = evaluate(policy, mine, c.data, eo).metrics;
-    double acc = comm.all_reduce_scalar(m["mean@1"] * mine.size(), dist::ReduceOp::sum) / eval.size();
-    out["eval/mean@1"] = acc;
-    log::info("sft eval at step {}: greedy accuracy {:.3f} on {} held-out problems", step, acc, eval.size());
+    MetricMap out = evaluate_on_ranks(comm, policy, eval, c.data, eo);
+    if (!out.empty()) {
+      log::info("sft eval at step {}: greedy accuracy {:.3f} on {} held-out problems", step, out["eval/mean@1"],
+                eval.size());
+    }
     return out;
   };
   for (int64_t step = start + 1; step <= c.train.steps; ++step) {
@@ -110,7 +108,7 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
       loss.backward();
       loss_sum += loss.item<double>();
     }
-    if (comm.world_size() > 1) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
+    if (comm.world_size() > 1 && !opt.reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
     auto r = opt.step();
     MetricMap m;
     m["loss"] = comm.all_reduce_scalar(loss_sum, dist::ReduceOp::sum);
@@ -134,14 +132,10 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     res.steps_done = step;
     bool stopping = any_rank_stopping(comm);
     if (stopping || step == c.train.steps || (c.train.save_every > 0 && step % c.train.save_every == 0)) {
-      if (comm.is_main()) {
-        TrainerState st;
-        st.step = step;
-        st.data_cursor = data::cursor_to_json(sampler.cursor());
-        last_ckpt = save_checkpoint(ctx.checkpoints_dir, policy, &opt, st, ctx.resolved_yaml, c.train.keep_last).string();
-        log::info("checkpoint written: {}", last_ckpt);
-      }
-      comm.barrier();
+      TrainerState st;
+      st.step = step;
+      st.data_cursor = data::cursor_to_json(sampler.cursor());
+      last_ckpt = checkpoint_on_rank0(ctx, policy, &opt, st);
     }
     if (stopping)
       throw Error(fmt::format("stopped by signal {} after step {}; checkpoint {}", stop_signal_number(), step, last_ckpt),

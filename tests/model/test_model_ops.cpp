@@ -95,6 +95,41 @@ TEST_CASE("KV-cache decode gives the full-forward logits", "[model]") {
   }
 }
 
+TEST_CASE("packed inference weights give the plain logits and are never read stale", "[model]") {
+  for (const char* type : {"qwen2", "llama"}) {
+    SECTION(type) {
+      auto a = tiny_args(type);
+      a.tie_word_embeddings = std::string(type) == "qwen2";  // both lm_head kinds
+      auto lm = CausalLM::from_args(a, 5, at::kCPU);
+      at::NoGradGuard ng;
+      torch::manual_seed(7);
+      auto ids = at::randint(0, a.vocab_size, {3, 6}, at::kLong);
+      auto plain = lm->forward(ids, at::Tensor(), at::Tensor());
+      const double tol = 1e-5 * (1.0 + plain.abs().max().item<double>());
+      {
+        PackedWeightsScope packed(*lm);
+        CHECK((lm->forward(ids, at::Tensor(), at::Tensor()) - plain).abs().max().item<double>() < tol);
+        // Logits at chosen positions only: [B, 1, V] equal to those rows of the full forward.
+        ForwardOptions fo;
+        fo.logit_positions = at::tensor({5L, 0L, 3L});
+        auto picked = lm->forward(ids, at::Tensor(), at::Tensor(), nullptr, fo);
+        REQUIRE(picked.sizes() == at::IntArrayRef({3, 1, a.vocab_size}));
+        for (int64_t b = 0; b < 3; ++b) {
+          const int64_t t = fo.logit_positions[b].item<int64_t>();
+          CHECK((picked[b][0] - plain[b][t]).abs().max().item<double>() < tol);
+        }
+        // An in-place update (what the optimizer does) bumps the version: the stale packed copy is not used.
+        for (auto& p : lm->parameters()) p.mul_(1.5);
+        auto changed = lm->forward(ids, at::Tensor(), at::Tensor());
+        CHECK((changed - plain).abs().max().item<double>() > 1e-3);
+        lm->unpack_weights();
+        auto reference = lm->forward(ids, at::Tensor(), at::Tensor());
+        CHECK((changed - reference).abs().max().item<double>() < 1e-5 * (1.0 + reference.abs().max().item<double>()));
+      }
+    }
+  }
+}
+
 TEST_CASE("gradient checkpointing gives the same gradients", "[model]") {
   auto lm = CausalLM::from_args(tiny_args("qwen3"), 5, at::kCPU);
   auto ids = at::randint(0, 97, {2, 7}, at::kLong);

@@ -9,6 +9,7 @@
 #include "model/causal_lm.h"
 #include "trainer/config.h"
 #include "trainer/grpo.h"
+#include "trainer/policy.h"
 #include "trainer/sft.h"
 
 using namespace rlvr;
@@ -20,10 +21,14 @@ const char* kTiny = R"(
 run: {seed: 7, device: cpu, threads: 1}
 model: {path: "builtin:tiny"}
 data: {train: "builtin:arithmetic", template: raw, template_string: "{prompt}\n", task_train_size: 200, task_eval_size: 8}
-rollout: {group_size: 4, max_new_tokens: 8, temperature: 1.0, max_batch_seqs: 64}
+rollout: {group_size: 4, max_new_tokens: 16, temperature: 1.0, max_batch_seqs: 64}
 rewards:
   - {name: math_accuracy, weight: 1.0}
   - {name: format, weight: 0.5, args: {style: boxed}}
+  # A fresh model is never right, so accuracy and format rewards are all 0 and every advantage would be 0 (no
+  # update to compare). A length penalty over the whole budget (-length/16) varies between random completions
+  # (some sample EOS early): real advantages.
+  - {name: soft_overlong, weight: 1.0, args: {max_tokens: 16, cache: 16}}
 algorithm: {advantage: grpo, loss_agg: token-mean, clip_high: 0.28}
 optim: {lr: 1.0e-3}
 train: {steps: 4, prompts_per_step: 4, micro_batch_size: 16, keep_last: 5}
@@ -56,14 +61,23 @@ std::vector<nlohmann::json> metrics_of(const fs::path& run) {
   return out;
 }
 
-double max_param_diff(const fs::path& a, const fs::path& b) {
-  auto ma = model::CausalLM::from_pretrained(a, at::kCPU);
-  auto mb = model::CausalLM::from_pretrained(b, at::kCPU);
+double max_param_diff(const std::shared_ptr<model::CausalLM>& ma, const std::shared_ptr<model::CausalLM>& mb) {
   auto pa = ma->named_parameters(), pb = mb->named_parameters();
   REQUIRE(pa.size() == pb.size());
   double d = 0;
   for (size_t i = 0; i < pa.size(); ++i) d = std::max(d, (pa[i].second - pb[i].second).abs().max().item<double>());
   return d;
+}
+
+double max_param_diff(const fs::path& a, const fs::path& b) {
+  return max_param_diff(model::CausalLM::from_pretrained(a, at::kCPU), model::CausalLM::from_pretrained(b, at::kCPU));
+}
+
+// How far a checkpoint moved from the fresh seeded model it started from: these tests compare updates, so the
+// update must not be zero.
+double moved_from_init(const fs::path& ckpt, const Config& cfg) {
+  auto init = model::CausalLM::from_args(trainer::builtin_model_args("tiny"), cfg.run.seed, at::kCPU);
+  return max_param_diff(init, model::CausalLM::from_pretrained(ckpt, at::kCPU));
 }
 
 }  // namespace
@@ -83,13 +97,30 @@ TEST_CASE("grpo: a resumed run reproduces the uninterrupted run", "[trainer][loo
     CHECK(a[i] == b[i]);
   }
   CHECK(max_param_diff(full / "checkpoints" / "step_4", part / "checkpoints" / "step_4") == 0.0);
+  CHECK(moved_from_init(full / "checkpoints" / "step_4", tiny(full)) > 1e-4);
 }
 
 TEST_CASE("grpo: the update does not depend on the micro-batch size", "[trainer][loop]") {
-  auto a = fresh("mb16"), b = fresh("mb3");
-  trainer::run_grpo(tiny(a, {"train.steps=1"}));
-  trainer::run_grpo(tiny(b, {"train.steps=1", "train.micro_batch_size=3"}));
-  CHECK(max_param_diff(a / "checkpoints" / "step_1", b / "checkpoints" / "step_1") < 1e-6);
+  // 16 completions per step as 1, 2 or 4 micro-batches (and 6 uneven ones), for every aggregation mode.
+  // Adam's first step is lr * g / (|g| + eps): near g = 0 its sensitivity to g is lr / eps, so with the default
+  // eps 1e-8 a gradient element that differs by fp32 rounding (~1e-11) would move its weight by ~1e-6 whatever
+  // the loss does. eps = 1e-6 keeps this a test of the loss normalisation over micro-batches.
+  for (const char* agg : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"}) {
+    auto base = fresh(std::string("mb16_") + agg);
+    const std::vector<std::string> common{"train.steps=1", "optim.eps=1e-6", std::string("algorithm.loss_agg=") + agg};
+    auto with = [&](std::vector<std::string> v, const std::string& mb) {
+      v.push_back("train.micro_batch_size=" + mb);
+      return v;
+    };
+    trainer::run_grpo(tiny(base, with(common, "16")));
+    CHECK(moved_from_init(base / "checkpoints" / "step_1", tiny(base)) > 1e-4);  // lr 1e-3: Adam moves ~1e-3
+    for (const char* mb : {"8", "4", "3"}) {
+      auto d = fresh(std::string("mb") + mb + "_" + agg);
+      trainer::run_grpo(tiny(d, with(common, mb)));
+      INFO(agg << ", micro_batch_size " << mb);
+      CHECK(max_param_diff(base / "checkpoints" / "step_1", d / "checkpoints" / "step_1") < 1e-6);
+    }
+  }
 }
 
 TEST_CASE("grpo: every aggregation and advantage variant runs and logs the metrics peers name", "[trainer][loop]") {

@@ -51,8 +51,9 @@ at::Tensor ShardedAdamW::flat_grads() const {
 
 double ShardedAdamW::step(double lr) {
   at::NoGradGuard no_grad;
-  at::Tensor g = comm_.reduce_scatter(flat_grads(), ReduceOp::avg);  // [shard] rank-averaged
+  at::Tensor g = comm_.reduce_scatter(flat_grads(), opts_.grad_reduce);  // [shard] rank-reduced
   double norm = std::sqrt(comm_.all_reduce_scalar(g.pow(2).sum().item<double>(), ReduceOp::sum));
+  if (!std::isfinite(norm)) return norm;  // every rank sees the same norm: all skip
   if (opts_.max_grad_norm > 0) {
     double coef = opts_.max_grad_norm / (norm + 1e-6);  // as torch.nn.utils.clip_grad_norm_
     if (coef < 1.0) g.mul_(coef);
@@ -73,6 +74,29 @@ double ShardedAdamW::step(double lr) {
     off += p.numel();
   }
   return norm;
+}
+
+std::pair<at::Tensor, at::Tensor> ShardedAdamW::gather_moments() const {
+  at::Tensor m = comm_.all_gather(m_).view({-1}).narrow(0, 0, numel_);  // [numel]
+  at::Tensor v = comm_.all_gather(v_).view({-1}).narrow(0, 0, numel_);
+  return {m, v};
+}
+
+void ShardedAdamW::load_moments(const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, int64_t steps) {
+  RLVR_CHECK(exp_avg.numel() == numel_ && exp_avg_sq.numel() == numel_,
+             "ShardedAdamW: moments of {} / {} elements for {} parameters", exp_avg.numel(), exp_avg_sq.numel(), numel_);
+  auto f32 = at::TensorOptions().dtype(at::kFloat).device(comm_.device());
+  auto shard_of = [&](const at::Tensor& full) {
+    at::Tensor x = full.reshape({-1}).to(f32);
+    if (padded_ > numel_) x = at::cat({x, at::zeros({padded_ - numel_}, f32)});
+    return x.narrow(0, comm_.rank() * shard_, shard_).clone();
+  };
+  m_ = shard_of(exp_avg);
+  v_ = shard_of(exp_avg_sq);
+  std::vector<at::Tensor> flat;
+  for (auto& p : params_) flat.push_back(p.detach().reshape({-1}).to(f32));
+  master_ = shard_of(at::cat(flat));
+  t_ = steps;
 }
 
 void ShardedAdamW::zero_grad() {

@@ -16,6 +16,7 @@ struct ShardedAdamWOptions {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0.0;    // decoupled; applied only to parameters with dim >= 2 (not norms, biases)
   double max_grad_norm = 0.0;   // global-norm clipping before the update; 0 = off
+  ReduceOp grad_reduce = ReduceOp::avg;  // sum when each rank's loss is already normalised by the global batch
 };
 
 class ShardedAdamW {
@@ -26,7 +27,7 @@ class ShardedAdamW {
 
   // One update with learning rate `lr` from the current .grad() of every parameter (undefined = zero).
   // Collective: every rank must call it. Returns the global gradient norm before clipping (of the
-  // rank-averaged gradient).
+  // rank-reduced gradient). A non-finite norm leaves parameters and state untouched (the same on every rank).
   double step(double lr);
   void zero_grad();  // sets every .grad() to undefined
 
@@ -37,6 +38,11 @@ class ShardedAdamW {
   const at::Tensor& master_shard() const { return master_; }
   const at::Tensor& exp_avg_shard() const { return m_; }
   const at::Tensor& exp_avg_sq_shard() const { return v_; }
+  // Checkpoints in the unsharded format: the full moments [numel] fp32 (collective: all-gathers the shards),
+  // and back (every rank passes the full moments and keeps its shard; master weights restart from the
+  // parameters, which a resumed run has just loaded).
+  std::pair<at::Tensor, at::Tensor> gather_moments() const;
+  void load_moments(const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, int64_t steps);
 
  private:
   at::Tensor flat_grads() const;  // [padded numel] fp32, on comm device
