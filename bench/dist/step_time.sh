@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GRPO step time for 1 and 2 ranks on the same global batch (data parallel over Gloo on loopback), from each
 # run's metrics.jsonl: median seconds per step over steps 2..N (step 1 includes warm-up), split into phases.
-# Runs: 1 rank x 1 thread, 1 rank x 2 threads (the same cores as 2 ranks, used by OpenMP), 2 ranks x 1 thread.
+# Runs: 1 rank x 1 thread, 1 rank x 2 threads (the same cores as 2 ranks, used by OpenMP), 2 ranks x 1 thread,
+# and 2 ranks x 1 thread with distributed.zero_stage 1.
 #   bench/dist/step_time.sh [STEPS]          (RLVR_BUILD: build dir, default ./build)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,6 +25,8 @@ YAML
 "$RLVR" train -c "$OUT/bench.yaml" run.threads=1 run.output_dir="$OUT/r1t1" > "$OUT/r1t1.log" 2>&1
 "$RLVR" train -c "$OUT/bench.yaml" run.threads=2 run.output_dir="$OUT/r1t2" > "$OUT/r1t2.log" 2>&1
 "$RLVR" launch --nproc 2 -- train -c "$OUT/bench.yaml" run.threads=1 run.output_dir="$OUT/r2t1" > "$OUT/r2t1.log" 2>&1
+"$RLVR" launch --nproc 2 -- train -c "$OUT/bench.yaml" run.threads=1 run.output_dir="$OUT/r2z1" distributed.zero_stage=1 \
+  > "$OUT/r2z1.log" 2>&1
 "$RLVR_VENV/bin/python" - "$OUT" <<'PY'
 import json, statistics, sys
 out = sys.argv[1]
@@ -32,7 +35,8 @@ def load(run):
     rows = [r for r in rows if "time/step" in r and r["step"] >= 2]
     med = lambda k: statistics.median(r[k] for r in rows)
     return {k: med(k) for k in ("time/step", "time/generate", "time/update")}
-runs = {"1 rank x 1 thread": "r1t1", "1 rank x 2 threads": "r1t2", "2 ranks x 1 thread": "r2t1"}
+runs = {"1 rank x 1 thread": "r1t1", "1 rank x 2 threads": "r1t2", "2 ranks x 1 thread": "r2t1",
+        "2 ranks, ZeRO-1": "r2z1"}
 res = {name: load(d) for name, d in runs.items()}
 print("32 prompts x G=8 = 256 completions per step (global), builtin:tiny, median over steps 2..N")
 print(f"{'run':22} {'s/step':>8} {'generate':>9} {'update':>8} {'speedup vs 1x1':>15}")
