@@ -177,10 +177,13 @@ struct DistributedConfig {
   std::string backend = "auto";          // auto (nccl on CUDA, gloo on CPU) | nccl | gloo | mpi
   int32_t timeout_s = 300;               // a collective or rendezvous that takes longer fails the run
   int32_t zero_stage = 0;                // 0 = every rank holds the AdamW state; 1 = ZeRO-1, sharded over ranks
+  bool overlap_grad_reduce = true;       // gloo: all-reduce gradient buckets during the backward
   template <class V> void visit(V& v) {
     v.field("backend", backend, "auto | nccl | gloo | mpi");
     v.field("zero_stage", zero_stage,
             "0 | 1: 1 shards the AdamW state over the ranks (ZeRO-1: reduce-scatter grads, all-gather weights)");
+    v.field("overlap_grad_reduce", overlap_grad_reduce,
+            "all-reduce gradient buckets while the backward runs (gloo; nccl and zero_stage 1 reduce after it)");
     v.field("timeout_s", timeout_s, "seconds before a stuck collective or rendezvous fails the run");
   }
 };

@@ -20,6 +20,7 @@
 #include "trainer/batch.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
+#include "trainer/dist/overlap.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
 #include "trainer/run_setup.h"
@@ -83,6 +84,7 @@ class GrpoLoop {
   std::vector<bool> gold_gradable_;
   rewards::Rubric rubric_;
   std::unique_ptr<TrainOptimizer> opt_;
+  std::unique_ptr<dist::OverlappedGradReducer> reducer_;  // gloo data parallel: reduce during the backward
   std::unique_ptr<data::PromptSampler> sampler_;
   std::unique_ptr<MetricsSink> sink_;
   int64_t start_step_ = 0;
@@ -141,6 +143,7 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
   auto named = policy_.model->named_parameters();
   opt_ = std::make_unique<TrainOptimizer>(c.optim, NamedParams(named.begin(), named.end()), total_opt_steps,
                                           c.distributed.zero_stage == 1 ? ctx_.comm.get() : nullptr);
+  reducer_ = make_grad_reducer(*ctx_.comm, c.distributed, *opt_, policy_.model->parameters());
   sampler_ = std::make_unique<data::PromptSampler>(train_.size(), c.run.seed, c.data.shuffle);
   if (!resume_dir.empty()) {
     auto st = load_trainer_state(resume_dir, opt_.get());
@@ -371,12 +374,14 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
             in.ref_logp = ref.to(ctx_.device);
           }
           auto lo = policy_loss(in, loss_cfg_, norm);
+          if (reducer_ && k + 1 == mbs.size()) reducer_->arm();  // the last backward of this optimizer step
           lo.loss.backward();
           acc.add(lo.metrics);
         }
       }
       // Losses are globally normalised: the gradient is the SUM over ranks (ZeRO-1 reduce-scatters it in step()).
-      if (comm.world_size() > 1 && !opt_->reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
+      if (reducer_) reducer_->finish();
+      else if (comm.world_size() > 1 && !opt_->reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
       auto r = opt_->step();
       ++opt_steps;
       if (r.skipped) ++skipped;

@@ -102,6 +102,16 @@ MetricMap evaluate_on_ranks(dist::Communicator& comm, const Policy& policy, cons
   return out;
 }
 
+std::unique_ptr<dist::OverlappedGradReducer> make_grad_reducer(dist::Communicator& comm, const DistributedConfig& d,
+                                                               const TrainOptimizer& opt,
+                                                               const std::vector<at::Tensor>& params) {
+  if (comm.world_size() < 2 || !d.overlap_grad_reduce || opt.reduces_gradients() || comm.backend() != "gloo")
+    return nullptr;
+  auto r = std::make_unique<dist::OverlappedGradReducer>(comm, params, dist::ReduceOp::sum);
+  if (comm.is_main()) log::info("gradient all-reduce overlapped with the backward: {} bucket(s)", r->buckets());
+  return r;
+}
+
 std::string checkpoint_on_rank0(const RunContext& ctx, const Policy& policy, TrainOptimizer* opt,
                                 const TrainerState& state) {
   std::string dir;

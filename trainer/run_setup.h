@@ -11,6 +11,7 @@
 #include "data/source.h"
 #include "trainer/config.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/overlap.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/policy.h"
@@ -50,6 +51,13 @@ MetricMap evaluate_on_ranks(dist::Communicator& comm, const Policy& policy, cons
 // Collective (ZeRO-1 gathers the optimizer state first). Returns the checkpoint directory on rank 0, "" elsewhere.
 std::string checkpoint_on_rank0(const RunContext& ctx, const Policy& policy, TrainOptimizer* opt,
                                 const TrainerState& state);
+
+// The gradient reducer that overlaps the all-reduce with the backward (dist/overlap.h) when it applies: world
+// size > 1, the gloo backend, distributed.overlap_grad_reduce, and not ZeRO-1 (which reduce-scatters in step()).
+// Null otherwise: the loop then calls Communicator::all_reduce_gradients after the backward (world > 1).
+std::unique_ptr<dist::OverlappedGradReducer> make_grad_reducer(dist::Communicator& comm, const DistributedConfig& d,
+                                                               const TrainOptimizer& opt,
+                                                               const std::vector<at::Tensor>& params);
 
 // Every rank's flag, OR-ed: true when any rank received SIGINT/SIGTERM.
 bool any_rank_stopping(dist::Communicator& comm);

@@ -13,6 +13,7 @@
 #include "trainer/batch.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
+#include "trainer/dist/overlap.h"
 #include "trainer/optimizer.h"
 #include "trainer/run_setup.h"
 #include "trainer/stop_signal.h"
@@ -62,6 +63,7 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
   auto named = policy.model->named_parameters();
   TrainOptimizer opt(c.optim, NamedParams(named.begin(), named.end()), total,
                      c.distributed.zero_stage == 1 ? ctx.comm.get() : nullptr);
+  auto reducer = make_grad_reducer(comm, c.distributed, opt, policy.model->parameters());
   data::PromptSampler sampler(prompts.size(), c.run.seed, c.data.shuffle);
   int64_t start = 0;
   if (!resume_dir.empty()) {
@@ -99,16 +101,19 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     double tokens = comm.all_reduce_scalar(local_tokens, dist::ReduceOp::sum);
     opt.zero_grad();
     double loss_sum = 0;
-    for (const auto& mb : mbs) {
+    for (size_t k = 0; k < mbs.size(); ++k) {
+      const auto& mb = mbs[k];
       std::vector<const std::vector<int64_t>*> pr, rs;
       for (auto i : mb) pr.push_back(&prompts[i]), rs.push_back(&responses[i]);
       auto pb = pack_batch(pr, rs, policy.pad_id, ctx.device);
       auto lp = response_logprobs(*policy.model, pb, 1.0, false, false, c.model.gradient_checkpointing).logp;
       auto loss = -(lp * pb.resp_mask).sum() / tokens;  // token-mean NLL over the global batch
+      if (reducer && k + 1 == mbs.size()) reducer->arm();  // the last backward of the step
       loss.backward();
       loss_sum += loss.item<double>();
     }
-    if (comm.world_size() > 1 && !opt.reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
+    if (reducer) reducer->finish();
+    else if (comm.world_size() > 1 && !opt.reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
     auto r = opt.step();
     MetricMap m;
     m["loss"] = comm.all_reduce_scalar(loss_sum, dist::ReduceOp::sum);

@@ -2,7 +2,7 @@
 # GRPO step time for 1 and 2 ranks on the same global batch (data parallel over Gloo on loopback), from each
 # run's metrics.jsonl: median seconds per step over steps 2..N (step 1 includes warm-up), split into phases.
 # Runs: 1 rank x 1 thread, 1 rank x 2 threads (the same cores as 2 ranks, used by OpenMP), 2 ranks x 1 thread,
-# and 2 ranks x 1 thread with distributed.zero_stage 1.
+# and 2 ranks x 1 thread with distributed.zero_stage 1 or with distributed.overlap_grad_reduce false.
 #   bench/dist/step_time.sh [STEPS]          (RLVR_BUILD: build dir, default ./build)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,6 +27,8 @@ YAML
 "$RLVR" launch --nproc 2 -- train -c "$OUT/bench.yaml" run.threads=1 run.output_dir="$OUT/r2t1" > "$OUT/r2t1.log" 2>&1
 "$RLVR" launch --nproc 2 -- train -c "$OUT/bench.yaml" run.threads=1 run.output_dir="$OUT/r2z1" distributed.zero_stage=1 \
   > "$OUT/r2z1.log" 2>&1
+"$RLVR" launch --nproc 2 -- train -c "$OUT/bench.yaml" run.threads=1 run.output_dir="$OUT/r2sync" \
+  distributed.overlap_grad_reduce=false > "$OUT/r2sync.log" 2>&1
 "$RLVR_VENV/bin/python" - "$OUT" <<'PY'
 import json, statistics, sys
 out = sys.argv[1]
@@ -36,7 +38,7 @@ def load(run):
     med = lambda k: statistics.median(r[k] for r in rows)
     return {k: med(k) for k in ("time/step", "time/generate", "time/update")}
 runs = {"1 rank x 1 thread": "r1t1", "1 rank x 2 threads": "r1t2", "2 ranks x 1 thread": "r2t1",
-        "2 ranks, ZeRO-1": "r2z1"}
+        "2 ranks, ZeRO-1": "r2z1", "2 ranks, no overlap": "r2sync"}
 res = {name: load(d) for name, d in runs.items()}
 print("32 prompts x G=8 = 256 completions per step (global), builtin:tiny, median over steps 2..N")
 print(f"{'run':22} {'s/step':>8} {'generate':>9} {'update':>8} {'speedup vs 1x1':>15}")

@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/launcher.h"
+#include "trainer/dist/overlap.h"
 #include "trainer/dist/zero.h"
 
 using namespace rlvr;
@@ -222,6 +223,47 @@ void scenario_small(Communicator& c) {
   c.barrier();
 }
 
+// Overlapped gradient reduction: two micro-batches, armed before the second; many small buckets (most launched
+// during the backward), one parameter this rank never uses (rank 1), one micro-batch step with no backward at
+// all. The reduced gradients must equal the synchronous all_reduce_gradients of an identical copy, exactly.
+void scenario_overlap(Communicator& c) {
+  auto make = [] {
+    torch::manual_seed(3);
+    std::vector<at::Tensor> ps;
+    for (int64_t n : {5, 64, 7, 300, 2, 41}) ps.push_back(at::randn({n, 3}).requires_grad_(true));
+    return ps;
+  };
+  auto a = make(), b = make();
+  auto loss_of = [&](const std::vector<at::Tensor>& ps, int mb) {
+    at::Tensor l = at::zeros({}, at::kFloat);
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (i == 2 && c.rank() == 1) continue;  // unused on rank 1: zero-filled there, as DDP would
+      l = l + (ps[i] * ps[i]).sum() * double(c.rank() + 1 + mb) / double(i + 1);
+    }
+    return l;
+  };
+  OverlappedGradReducer red(c, a, ReduceOp::sum, /*bucket_mb=*/256.0 / (1024 * 1024));  // 256-byte buckets
+  REQUIRE(red.buckets() >= 5);
+  for (int round = 0; round < 2; ++round) {
+    for (auto& p : a) p.mutable_grad() = at::Tensor();
+    for (auto& p : b) p.mutable_grad() = at::Tensor();
+    for (int mb = 0; mb < 2; ++mb) {
+      if (mb == 1) red.arm();
+      loss_of(a, mb).backward();
+      loss_of(b, mb).backward();
+    }
+    red.finish();
+    c.all_reduce_gradients(b, ReduceOp::sum);
+    if (c.rank() == 0) CHECK(red.launched_during_backward() >= 1);
+    for (size_t i = 0; i < a.size(); ++i) CHECK(at::equal(a[i].grad(), b[i].grad()));
+  }
+  // A step where this rank has nothing to back-propagate: finish() without arm() still reduces (zeros here).
+  for (auto& p : a) p.mutable_grad() = at::Tensor();
+  red.finish();
+  for (auto& p : a) CHECK(p.grad().defined());
+  c.barrier();
+}
+
 void scenario_peer_exits(Communicator& c) {
   if (c.rank() == 1) std::_Exit(0);  // gone without a word, after the mesh was built
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -340,6 +382,7 @@ TEST_CASE("dist worker", "[.dist_worker]") {
   if (s == "collectives") scenario_collectives(*comm);
   else if (s == "small") scenario_small(*comm);
   else if (s == "zero") scenario_zero(*comm);
+  else if (s == "overlap") scenario_overlap(*comm);
   else if (s == "peer_exits") scenario_peer_exits(*comm);
   else if (s == "peer_hangs") scenario_peer_hangs(*comm);
   else if (s == "fail_fast") {
@@ -359,6 +402,11 @@ TEST_CASE("gloo collectives on 3 ranks are exact", "[dist]") {
 TEST_CASE("ZeRO-1 sharded AdamW on 3 ranks equals AdamW on the averaged gradients", "[dist]") {
   auto r = run_world("zero", 3);
   require_all_ok(r, 3);
+}
+
+TEST_CASE("gradient all-reduce overlapped with the backward equals the synchronous one on 2 ranks", "[dist]") {
+  auto r = run_world("overlap", 2);
+  require_all_ok(r, 2);
 }
 
 TEST_CASE("ZeRO-1 sharded AdamW on 1 rank (local communicator)", "[dist]") {
