@@ -574,14 +574,16 @@ class Parser {
     }
     return a;
   }
-  NP flat_add(NP a, NP b) {
-    if (a->k == K::Add) {
+  // a (+|*) b as one n-ary node: appends b to a copy of a when a already is that node kind.
+  NP flat(K kind, NP a, NP b) {
+    if (a->k == kind) {
       auto n = std::make_shared<Node>(*a);
       n->kids.push_back(b);
       return n;
     }
-    return mk(K::Add, "", {a, b});
+    return mk(kind, "", {a, b});
   }
+  NP flat_add(NP a, NP b) { return flat(K::Add, std::move(a), std::move(b)); }
 
   bool starts_primary() const {
     switch (cur().t) {
@@ -641,14 +643,7 @@ class Parser {
     }
     return a;
   }
-  NP mul(NP a, NP b) {
-    if (a->k == K::Mul) {
-      auto n = std::make_shared<Node>(*a);
-      n->kids.push_back(b);
-      return n;
-    }
-    return mk(K::Mul, "", {a, b});
-  }
+  NP mul(NP a, NP b) { return flat(K::Mul, std::move(a), std::move(b)); }
 
   NP unary() {
     Depth d(*this);

@@ -216,7 +216,6 @@ TrainOptimizer::StepResult TrainOptimizer::step() {
   if (zero_) {
     r.lr = current_lr();
     r.grad_norm = zero_->step(r.lr);
-    zero_->zero_grad();
     if (!std::isfinite(r.grad_norm)) {
       r.skipped = true;
       r.lr = 0;
@@ -239,10 +238,7 @@ TrainOptimizer::StepResult TrainOptimizer::step() {
   return r;
 }
 
-void TrainOptimizer::zero_grad() {
-  opt_->zero_grad(/*set_to_none=*/true);
-  if (zero_) zero_->zero_grad();
-}
+void TrainOptimizer::zero_grad() { opt_->zero_grad(/*set_to_none=*/true); }  // also ZeRO-1's (same tensors)
 
 // The unsharded AdamW state of ZeRO-1's moments: torch's per-parameter exp_avg, exp_avg_sq and step.
 void TrainOptimizer::prepare_save() {

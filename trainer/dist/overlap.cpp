@@ -66,7 +66,7 @@ OverlappedGradReducer::~OverlappedGradReducer() {
 }
 
 void OverlappedGradReducer::reset_round() {
-  for (auto& b : buckets_) b.ready = 0, b.launched = false, b.flat = at::Tensor();
+  for (auto& b : buckets_) b.ready = 0, b.flat = at::Tensor();
   std::fill(is_ready_.begin(), is_ready_.end(), 0);
   next_ = 0;
   launched_early_ = 0;
@@ -105,7 +105,6 @@ void OverlappedGradReducer::launch(Bucket& b) {
     parts.push_back(p.grad().detach().reshape({-1}));
   }
   b.flat = at::cat(parts).to(comm_.device());  // a copy: the backward may go on with other tensors
-  b.launched = true;
   queue_.push_back(&b);
   ++in_flight_;
   cv_.notify_all();
@@ -114,16 +113,13 @@ void OverlappedGradReducer::launch(Bucket& b) {
 void OverlappedGradReducer::worker() {
   while (true) {
     Bucket* b = nullptr;
+    bool failed = false;
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_
       b = queue_.front();
       queue_.pop_front();
-    }
-    bool failed = false;
-    {
-      std::lock_guard<std::mutex> lk(mu_);
       failed = error_ != nullptr;  // after a failure the communicator is broken: only drain the queue
     }
     try {

@@ -46,7 +46,6 @@ class OverlappedGradReducer {
     std::vector<int64_t> members;  // indices into params_
     int64_t ready = 0;
     at::Tensor flat;               // flattened gradients, reduced in place by the thread
-    bool launched = false;
   };
   void reset_round();            // (under mu_)
   void on_ready(int64_t param);  // called by the hook (under mu_)
