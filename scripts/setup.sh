@@ -7,7 +7,7 @@
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
-PY_TEST_PKGS=(transformers==5.17.0 tokenizers==0.23.2 safetensors math-verify==0.8.0 numpy)
+PY_TEST_PKGS=(transformers==5.17.0 tokenizers==0.23.2 safetensors math-verify==0.8.0 numpy trl==1.16.0 tensorboard==2.21.0)
 : "${RLVR_VENV:=$HOME/.cache/rlvr/venv-torch${TORCH_VERSION}}"
 export RLVR_VENV
 
