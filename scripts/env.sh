@@ -9,6 +9,8 @@ export RLVR_ROOT RLVR_VENV RLVR_BUILD
 export CCACHE_BASEDIR="$RLVR_ROOT"
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-20G}"
+# -g1 makes ccache hash the build directory by default, so that no two clones ever share an object: don't.
+export CCACHE_NOHASHDIR=1
 
 rlvr_configure_and_build() {
   local jobs; jobs=$(nproc)
