@@ -69,6 +69,7 @@ void add_quickstart(CLI::App& app, Action& run) {
       fs::path out = o->out;
       auto sft_ov = o->sft_overrides;
       sft_ov.push_back("run.output_dir=" + (out / "sft").string());
+      sft_ov.push_back("run.overwrite=true");  // the quickstart re-creates its own output directory
       Config sft = load_config(o->sft_config, sft_ov);
 
       log::info("quickstart 1/5: held-out accuracy of the fresh model ({})", sft.model.path);
@@ -83,6 +84,7 @@ void add_quickstart(CLI::App& app, Action& run) {
       auto grpo_ov = o->grpo_overrides;
       grpo_ov.push_back("model.path=" + s.last_checkpoint);
       grpo_ov.push_back("run.output_dir=" + (out / "grpo").string());
+      grpo_ov.push_back("run.overwrite=true");
       Config grpo = load_config(o->grpo_config, grpo_ov);
       log::info("quickstart 4/5: GRPO ({} steps) from {}", grpo.train.steps, s.last_checkpoint);
       auto g = trainer::run_grpo(grpo);

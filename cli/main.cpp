@@ -46,7 +46,15 @@ int main(int argc, char** argv) {
     log::error("{}", e.what());
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
-    log::error("{}", e.what());
+    // A library's exception (LibTorch appends a C++ stack trace): its first two lines are the message.
+    std::string what = e.what();
+    auto trace = what.find("Exception raised from");
+    if (trace != std::string::npos) what.resize(trace);
+    size_t nl = what.find('\n');
+    if (nl != std::string::npos) nl = what.find('\n', nl + 1);
+    if (nl != std::string::npos) what.resize(nl);
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    log::error("{}", what);
     return static_cast<int>(ExitCode::runtime);
   }
 }

@@ -67,6 +67,13 @@ void set_rank(int rank) {
   }
 }
 
-void write(Level level, const std::string& msg) { logger().log(to_spd(level), "{}", msg); }
+std::string clip(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // a UTF-8 continuation byte
+  return fmt::format("{} ... [{} more bytes]", s.substr(0, cut), s.size() - cut);
+}
+
+void write(Level level, const std::string& msg) { logger().log(to_spd(level), "{}", clip(msg)); }
 
 }  // namespace rlvr::log

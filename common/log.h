@@ -16,7 +16,13 @@ Level parse_level(const std::string& name);  // "debug" | "info" | "warn" | "err
 void add_file_sink(const std::filesystem::path& path);
 // Ranks other than 0 log warnings and errors only, prefixed with their rank.
 void set_rank(int rank);
+// Every message is clipped to kMaxMessageBytes (a whole 20 MB input line quoted in an error must not flood
+// the terminal and the run's log): the head is kept and the clipped byte count appended.
+inline constexpr size_t kMaxMessageBytes = 2000;
 void write(Level level, const std::string& msg);
+// `s` when it fits in `max` bytes; else its first `max` bytes (not splitting a UTF-8 character) and
+// " ... [N more bytes]".
+std::string clip(const std::string& s, size_t max = kMaxMessageBytes);
 
 template <typename... A>
 void info(fmt::format_string<A...> f, A&&... a) { write(Level::info, fmt::format(f, std::forward<A>(a)...)); }

@@ -11,9 +11,7 @@ namespace rlvr {
 
 MetricsSink::MetricsSink(const std::filesystem::path& path, bool append) {
   if (path.empty()) return;
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  out_.open(path, append ? std::ios::app : std::ios::trunc);
-  RLVR_CHECK(out_.good(), "cannot open metrics file '{}'", path.string());
+  out_ = CheckedAppender(path, /*truncate=*/!append);
 }
 
 void MetricsSink::write(int64_t step, const MetricMap& metrics) {
@@ -24,8 +22,7 @@ void MetricsSink::write(int64_t step, const MetricMap& metrics) {
     if (std::isfinite(v)) j[k] = v;
     else j[k] = nullptr;
   }
-  out_ << j.dump() << '\n';
-  out_.flush();
+  out_.append_line(j.dump());
 }
 
 std::string MetricsSink::console_line(int64_t step, const MetricMap& metrics,

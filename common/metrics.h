@@ -1,11 +1,13 @@
-// Metrics sink: one JSON object per step appended to <run_dir>/metrics.jsonl (flushed each step, so a
-// crash loses at most the step in flight), plus a one-line console summary of selected keys.
+// Metrics sink: one JSON object per step appended to <run_dir>/metrics.jsonl (written each step, so a
+// crash loses at most the step in flight; a failed write, such as a full disk, is an Error naming the file,
+// never a silently dropped line), plus a one-line console summary of selected keys.
 #pragma once
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "common/fs.h"
 
 namespace rlvr {
 
@@ -22,7 +24,7 @@ class MetricsSink {
                                   const std::vector<std::pair<std::string, std::string>>& keys);
 
  private:
-  std::ofstream out_;
+  CheckedAppender out_;
 };
 
 }  // namespace rlvr

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/json_exact.h"
 #include "common/fs.h"
 #include "common/log.h"
 
@@ -208,7 +209,7 @@ Dataset load_jsonl(const std::filesystem::path& path, const LoadOptions& options
     ++report.lines;
     nlohmann::json obj;
     try {
-      obj = nlohmann::json::parse(line);
+      obj = parse_json_exact(line);  // an integer answer beyond 64 bits keeps its digits
     } catch (const nlohmann::json::parse_error& e) {
       throw Error(fmt::format("{}:{}: invalid JSON: {}", path.string(), n, e.what()));
     }

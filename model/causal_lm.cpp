@@ -72,11 +72,12 @@ std::shared_ptr<CausalLM> CausalLM::from_pretrained(const fs::path& dir, const a
     if (std::find(args.eos_token_ids.begin(), args.eos_token_ids.end(), id) == args.eos_token_ids.end())
       args.eos_token_ids.push_back(id);
   validate_args(args);
+  SafetensorsDir ckpt(dir);
+  check_sizes_against_checkpoint(args, ckpt, dir);  // before allocating anything of config.json's sizes
   auto lm = std::shared_ptr<CausalLM>(new CausalLM());
   lm->args_ = args;
   lm->impl_ = std::make_shared<CausalLMImpl>(args, at::TensorOptions().dtype(dtype).device(device));
 
-  SafetensorsDir ckpt(dir);
   std::set<std::string> expected;
   for (auto& item : lm->impl_->named_parameters()) {
     const std::string& name = item.key();

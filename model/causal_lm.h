@@ -39,7 +39,16 @@ struct ModelArgs {
 
   static ModelArgs from_json_file(const std::filesystem::path& config_json);
   std::string to_json() const;           // an HF config.json that transformers loads
+  // The HF names and shapes of the tensors that pin every size of config.json (embedding, first and last
+  // layer's projections); from_pretrained compares them with the safetensors headers before allocating.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> size_defining_shapes() const;
 };
+
+class SafetensorsDir;
+// Throws Error naming config.json's field, its value and the stored shape when the checkpoint's tensors do not
+// have the sizes config.json declares (or it stores more or fewer layers): checked before any allocation, so a
+// wrong or hostile config.json (hidden_size 1e9) is an error, not a 1 TB allocation.
+void check_sizes_against_checkpoint(const ModelArgs& a, const SafetensorsDir& ckpt, const std::filesystem::path& dir);
 
 struct ForwardOptions {
   bool gradient_checkpointing = false;   // recompute each layer in backward (training only)

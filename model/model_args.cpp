@@ -6,6 +6,10 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "model/causal_lm.h"
+#include "model/safetensors.h"
+
+#include <fmt/ranges.h>
+#include <algorithm>
 
 namespace rlvr::model {
 using json = nlohmann::json;
@@ -95,7 +99,49 @@ ModelArgs ModelArgs::from_json_file(const std::filesystem::path& config_json) {
              "'{}': sizes must be positive (vocab {}, hidden {}, inter {}, layers {}, heads {}, kv heads {})", where,
              a.vocab_size, a.hidden_size, a.intermediate_size, a.num_hidden_layers, a.num_attention_heads,
              a.num_key_value_heads);
+  // Sanity bounds far above any released model (Llama 3 405B: hidden 16384, 126 layers, vocab 128256), so that
+  // a corrupt value fails here instead of allocating until the memory limit.
+  const std::pair<const char*, std::pair<int64_t, int64_t>> caps[] = {
+      {"vocab_size", {a.vocab_size, int64_t{1} << 24}},       {"hidden_size", {a.hidden_size, int64_t{1} << 17}},
+      {"intermediate_size", {a.intermediate_size, int64_t{1} << 20}},
+      {"num_hidden_layers", {a.num_hidden_layers, 1024}},    {"num_attention_heads", {a.num_attention_heads, 4096}},
+      {"num_key_value_heads", {a.num_key_value_heads, 4096}}, {"head_dim", {a.head_dim, 8192}},
+      {"max_position_embeddings", {a.max_position_embeddings, int64_t{1} << 24}}};
+  for (const auto& [key, vc] : caps)
+    RLVR_CHECK(vc.first <= vc.second, "'{}': {} = {} is implausibly large (at most {}); is the file corrupt?", where,
+               key, vc.first, vc.second);
   return a;
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> ModelArgs::size_defining_shapes() const {
+  const int64_t hd = head_dim > 0 ? head_dim : hidden_size / std::max<int64_t>(1, num_attention_heads);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  out.push_back({"model.embed_tokens.weight", {vocab_size, hidden_size}});
+  for (int64_t l : {int64_t{0}, num_hidden_layers - 1}) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    out.push_back({p + "self_attn.q_proj.weight", {num_attention_heads * hd, hidden_size}});
+    out.push_back({p + "self_attn.k_proj.weight", {num_key_value_heads * hd, hidden_size}});
+    out.push_back({p + "mlp.gate_proj.weight", {intermediate_size, hidden_size}});
+  }
+  return out;
+}
+
+void check_sizes_against_checkpoint(const ModelArgs& a, const SafetensorsDir& ckpt, const std::filesystem::path& dir) {
+  const auto cfg = (dir / "config.json").string();
+  for (const auto& [name, want] : a.size_defining_shapes()) {
+    RLVR_CHECK(ckpt.contains(name),
+               "'{}' declares num_hidden_layers = {}, but the checkpoint in '{}' has no tensor '{}'", cfg,
+               a.num_hidden_layers, dir.string(), name);
+    const auto& got = ckpt.file_of(name).entry(name).shape;
+    RLVR_CHECK(got == want,
+               "'{}' does not match the checkpoint: '{}' is stored as [{}] but config.json (vocab_size {}, "
+               "hidden_size {}, intermediate_size {}, heads {}/{}) implies [{}]",
+               cfg, name, fmt::join(got, ", "), a.vocab_size, a.hidden_size, a.intermediate_size,
+               a.num_attention_heads, a.num_key_value_heads, fmt::join(want, ", "));
+  }
+  const auto extra = fmt::format("model.layers.{}.self_attn.q_proj.weight", a.num_hidden_layers);
+  RLVR_CHECK(!ckpt.contains(extra), "'{}' declares num_hidden_layers = {}, but the checkpoint in '{}' has more layers",
+             cfg, a.num_hidden_layers, dir.string());
 }
 
 std::string ModelArgs::to_json() const {

@@ -267,17 +267,14 @@ void write_safetensors(const fs::path& path, const std::vector<std::pair<std::st
   }
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  RLVR_CHECK(out.good(), "cannot open '{}' for writing", path.string());
+  AtomicFile out(path);  // every write checked; a failure names the file and removes the temporary
   uint8_t len[8];
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (const auto& t : cpu)
-    out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-  out.flush();
-  RLVR_CHECK(out.good(), "write to '{}' failed (disk full?)", path.string());
+  out.write(len, 8);
+  out.write(header);
+  for (const auto& t : cpu) out.write(t.data_ptr(), static_cast<size_t>(t.numel() * t.element_size()));
+  out.commit();
 }
 
 }  // namespace rlvr::model

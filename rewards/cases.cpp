@@ -3,6 +3,13 @@
 
 #include "rewards/rubric.h"
 
+#include <algorithm>
+#include <optional>
+
+#include "common/error.h"
+#include "common/json_exact.h"
+#include "common/log.h"
+
 #include <atomic>
 #include <chrono>
 #include <istream>
@@ -18,18 +25,45 @@ bool has(const std::string& s, const char* needle) { return s.find(needle) != st
 
 }  // namespace
 
+namespace {
+// A field of a case's `config` that the verifier reads must have its type: a wrong one would silently fall
+// back to the default and verify the case under other rules than the caller asked for.
+void expect(const nlohmann::json& c, const char* key, bool ok, const char* what) {
+  if (!ok)
+    throw Error(fmt::format("config.{} must be {}, got {}", key, what,
+                            log::clip(c[key].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 80)));
+}
+}  // namespace
+
 VerifyOptions options_from_config(const nlohmann::json& c, const VerifyOptions& base) {
   VerifyOptions o = base;
-  if (!c.is_object()) return o;
+  if (c.is_null()) return o;
+  if (!c.is_object())
+    throw Error(fmt::format("config must be an object (or null), got {}", c.type_name()));
+  if (c.contains("api")) expect(c, "api", c["api"].is_string(), "a string");
   std::string api = c.value("api", "");
-  if (c.contains("float_rounding") && c["float_rounding"].is_number_integer()) o.float_rounding = c["float_rounding"];
-  if (c.contains("strict") && c["strict"].is_boolean()) o.strict = c["strict"];
-  if (c.contains("allow_set_relation_comp") && c["allow_set_relation_comp"].is_boolean())
+  if (c.contains("float_rounding")) {
+    const auto& f = c["float_rounding"];
+    expect(c, "float_rounding", f.is_number_integer() && f.get<int64_t>() >= 0 && f.get<int64_t>() <= 17,
+           "an integer in [0, 17]");
+    o.float_rounding = f;
+  }
+  if (c.contains("strict")) {
+    expect(c, "strict", c["strict"].is_boolean(), "true or false");
+    o.strict = c["strict"];
+  }
+  if (c.contains("allow_set_relation_comp")) {
+    expect(c, "allow_set_relation_comp", c["allow_set_relation_comp"].is_boolean(), "true or false");
     o.allow_set_relation = c["allow_set_relation_comp"];
-  if (c.contains("extraction_config") && c["extraction_config"].is_array()) {
+  }
+  if (c.contains("pre_extraction")) expect(c, "pre_extraction", c["pre_extraction"].is_string(), "a string");
+  if (c.contains("extraction_config")) {
+    const auto& ec = c["extraction_config"];
+    expect(c, "extraction_config",
+           ec.is_array() && std::all_of(ec.begin(), ec.end(), [](const nlohmann::json& e) { return e.is_string(); }),
+           "a list of strings");
     bool latex = false, expr = false, letters = false, strings = false;
-    for (auto& e : c["extraction_config"]) {
-      if (!e.is_string()) continue;
+    for (auto& e : ec) {
       std::string s = e;
       if (has(s, "LatexExtractionConfig")) {
         latex = true;
@@ -85,15 +119,30 @@ int run_cases(std::istream& in, std::ostream& out, std::ostream& err, int thread
     Case c;
     c.opt = base;
     try {
-      auto j = nlohmann::json::parse(line);
-      if (!j.contains("gold") || !j.contains("pred")) c.error = "missing gold or pred";
-      else {
-        c.gold = j["gold"].is_string() ? j["gold"].get<std::string>() : j["gold"].dump();
-        c.pred = j["pred"].is_string() ? j["pred"].get<std::string>() : j["pred"].dump();
-        if (j.contains("config")) c.opt = options_from_config(j["config"], base);
+      // Integers beyond 64 bits keep their digits (a double would make neighbours equal).
+      auto j = parse_json_exact(line);
+      // A gold or pred must be text or a number: null (or a list, an object) has no answer to compare, and
+      // reading it as the text "null" would make null and "null" agree.
+      auto answer = [&](const char* key) -> std::optional<std::string> {
+        const auto& v = j[key];
+        if (v.is_string()) return v.get<std::string>();
+        if (v.is_number()) return v.dump();
+        c.error = fmt::format("{} must be a string or a number, got {}", key, v.type_name());
+        return std::nullopt;
+      };
+      if (!j.is_object()) c.error = fmt::format("expected a JSON object, got {}", j.type_name());
+      else if (!j.contains("gold") || !j.contains("pred")) c.error = "missing gold or pred";
+      else if (auto g = answer("gold")) {
+        if (auto p = answer("pred")) {
+          c.gold = *g;
+          c.pred = *p;
+          if (j.contains("config")) c.opt = options_from_config(j["config"], base);
+        }
       }
+    } catch (const nlohmann::json::exception& e) {
+      c.error = log::clip(std::string("bad JSON: ") + e.what(), 300);
     } catch (const std::exception& e) {
-      c.error = std::string("bad JSON: ") + e.what();
+      c.error = log::clip(e.what(), 300);
     }
     cases.push_back(std::move(c));
   }

@@ -16,12 +16,18 @@ struct RunConfig {
   int64_t seed = 1234;                   // seeds data order, sampling and init
   std::string device = "auto";           // auto | cpu | cuda
   int32_t threads = 0;                   // intra-op CPU threads; 0 = torch default
+  bool overwrite = false;                // an existing run directory is deleted and started afresh (CLI --overwrite)
+  bool allow_resume_changes = false;     // --resume may change settings that define the run (model, seed, data, G)
   template <class V> void visit(V& v) {
     v.field("name", name, "run name; the default output_dir is runs/<name>");
     v.field("output_dir", output_dir, "run directory (config, logs, metrics, checkpoints); empty = runs/<name>");
-    v.field("seed", seed, "seeds data order, sampling and initialisation");
+    v.field("seed", seed, "seeds data order, sampling and initialisation", at_least(0));
     v.field("device", device, "auto | cpu | cuda");
-    v.field("threads", threads, "CPU intra-op threads; 0 = LibTorch default");
+    v.field("threads", threads, "CPU intra-op threads; 0 = LibTorch default", at_least(0, 1024));
+    v.field("overwrite", overwrite,
+            "an existing run directory (with a config.yaml) is deleted and started afresh; false = refused");
+    v.field("allow_resume_changes", allow_resume_changes,
+            "--resume may change settings that define the run (model, seed, data, group_size); false = refused");
   }
 };
 
@@ -61,11 +67,11 @@ struct DataConfig {
     v.field("answer_key", answer_key, "field holding the reference; empty = first of answer, solution");
     v.field("template", templ, "r1_zero | qwen_math | chat | raw");
     v.field("template_string", template_string, "raw template; must contain {prompt}");
-    v.field("max_prompt_tokens", max_prompt_tokens, "longer prompts are dropped and counted");
+    v.field("max_prompt_tokens", max_prompt_tokens, "longer prompts are dropped and counted", at_least(1, 1 << 20));
     v.field("shuffle", shuffle, "reshuffle each epoch (deterministic in run.seed)");
-    v.field("task_difficulty", task_difficulty, "builtin tasks: difficulty level, 1 = easiest");
-    v.field("task_train_size", task_train_size, "builtin tasks: number of training problems");
-    v.field("task_eval_size", task_eval_size, "builtin tasks: number of held-out problems");
+    v.field("task_difficulty", task_difficulty, "builtin tasks: difficulty level, 1 = easiest", at_least(1));
+    v.field("task_train_size", task_train_size, "builtin tasks: number of training problems", at_least(1, 1e7));
+    v.field("task_eval_size", task_eval_size, "builtin tasks: number of held-out problems", at_least(0, 1e6));
   }
 };
 
@@ -80,15 +86,17 @@ struct RolloutConfig {
   int32_t max_batch_seqs = 64;           // completions decoded concurrently (KV-cache slots)
   int64_t max_cached_tokens = 0;         // KV-cache token budget; 0 = max_batch_seqs * (prompt + new)
   template <class V> void visit(V& v) {
-    v.field("group_size", group_size, "G, completions per prompt (TRL num_generations, verl rollout.n)");
-    v.field("max_new_tokens", max_new_tokens, "tokens per completion at most");
-    v.field("temperature", temperature, "sampling temperature; 0 = greedy");
-    v.field("top_p", top_p, "nucleus sampling; 1.0 = off");
-    v.field("top_k", top_k, "top-k sampling; 0 = off");
-    v.field("min_p", min_p, "min-p sampling; 0 = off");
+    v.field("group_size", group_size, "G, completions per prompt (TRL num_generations, verl rollout.n)",
+            at_least(2, 4096));
+    v.field("max_new_tokens", max_new_tokens, "tokens per completion at most", at_least(1, 1 << 20));
+    v.field("temperature", temperature, "sampling temperature; 0 = greedy", at_least(0, 100));
+    v.field("top_p", top_p, "nucleus sampling; 1.0 = off", above(0, 1));
+    v.field("top_k", top_k, "top-k sampling; 0 = off", at_least(0));
+    v.field("min_p", min_p, "min-p sampling; 0 = off", half_open(0, 1));
     v.field("stop", stop, "stop strings, besides the tokenizer's EOS ids");
-    v.field("max_batch_seqs", max_batch_seqs, "completions decoded at once (KV-cache slots)");
-    v.field("max_cached_tokens", max_cached_tokens, "KV-cache token budget; 0 = slots x (prompt + new tokens)");
+    v.field("max_batch_seqs", max_batch_seqs, "completions decoded at once (KV-cache slots)", at_least(1, 1 << 16));
+    v.field("max_cached_tokens", max_cached_tokens, "KV-cache token budget; 0 = slots x (prompt + new tokens)",
+            at_least(0, 1e12));
   }
 };
 
@@ -112,19 +120,22 @@ struct AlgorithmConfig {
   template <class V> void visit(V& v) {
     v.field("advantage", advantage, "grpo | dr_grpo | rloo | reinforce_pp");
     v.field("scale_rewards", scale_rewards, "group | batch | none: which std divides the advantage");
-    v.field("adv_eps", adv_eps, "epsilon added to the std");
-    v.field("clip_low", clip_low, "ratio clipped below at 1 - clip_low (TRL epsilon)");
-    v.field("clip_high", clip_high, "ratio clipped above at 1 + clip_high (DAPO clip-higher 0.28)");
-    v.field("clip_ratio_c", clip_ratio_c, "dual clip constant for negative advantages (verl 3.0); 0 = off");
+    v.field("adv_eps", adv_eps, "epsilon added to the std", at_least(0, 1));
+    v.field("clip_low", clip_low, "ratio clipped below at 1 - clip_low (TRL epsilon)", half_open(0, 1));
+    v.field("clip_high", clip_high, "ratio clipped above at 1 + clip_high (DAPO clip-higher 0.28)", at_least(0, 100));
+    v.field("clip_ratio_c", clip_ratio_c, "dual clip constant for negative advantages (verl 3.0); 0 = off",
+            above(1, 1e6).or_zero());
     v.field("loss_agg", loss_agg, "token-mean | seq-mean-token-mean | seq-mean-token-sum-norm");
-    v.field("loss_norm_len", loss_norm_len, "constant of seq-mean-token-sum-norm; 0 = rollout.max_new_tokens");
-    v.field("kl_coef", kl_coef, "KL coefficient beta; 0 = no reference model");
+    v.field("loss_norm_len", loss_norm_len, "constant of seq-mean-token-sum-norm; 0 = rollout.max_new_tokens",
+            at_least(0, 1 << 20));
+    v.field("kl_coef", kl_coef, "KL coefficient beta; 0 = no reference model", at_least(0, 1e6));
     v.field("kl_estimator", kl_estimator, "k1 | k2 | k3 (low_var_kl, clamped)");
     v.field("kl_in_reward", kl_in_reward, "apply KL as a reward penalty instead of a loss term");
-    v.field("entropy_coef", entropy_coef, "entropy bonus coefficient");
-    v.field("ppo_epochs", ppo_epochs, "mu: optimisation passes per batch (TRL num_iterations)");
+    v.field("entropy_coef", entropy_coef, "entropy bonus coefficient", at_least(-1e6, 1e6));
+    v.field("ppo_epochs", ppo_epochs, "mu: optimisation passes per batch (TRL num_iterations)", at_least(1, 1000));
     v.field("dynamic_sampling", dynamic_sampling, "DAPO dynamic sampling on the accuracy reward");
-    v.field("max_gen_batches", max_gen_batches, "dynamic sampling: generation rounds per step at most");
+    v.field("max_gen_batches", max_gen_batches, "dynamic sampling: generation rounds per step at most",
+            at_least(1, 1000));
     v.field("mask_truncated", mask_truncated, "overlong filtering: truncated completions get no loss");
   }
 };
@@ -138,15 +149,15 @@ struct OptimConfig {
   double min_lr_ratio = 0.0;             // floor of linear/cosine decay, as a fraction of lr
   double max_grad_norm = 1.0;            // global-norm clipping; 0 = off
   template <class V> void visit(V& v) {
-    v.field("lr", lr, "peak learning rate");
-    v.field("weight_decay", weight_decay, "AdamW weight decay; never applied to norms and biases");
-    v.field("beta1", beta1, "AdamW beta1");
-    v.field("beta2", beta2, "AdamW beta2");
-    v.field("eps", eps, "AdamW epsilon");
+    v.field("lr", lr, "peak learning rate", above(0, 1));
+    v.field("weight_decay", weight_decay, "AdamW weight decay; never applied to norms and biases", at_least(0, 10));
+    v.field("beta1", beta1, "AdamW beta1", half_open(0, 1));
+    v.field("beta2", beta2, "AdamW beta2", half_open(0, 1));
+    v.field("eps", eps, "AdamW epsilon", above(0, 1));
     v.field("schedule", schedule, "constant | linear | cosine, after warmup");
-    v.field("warmup_steps", warmup_steps, "optimizer steps of linear warmup");
-    v.field("min_lr_ratio", min_lr_ratio, "floor of the decay as a fraction of lr");
-    v.field("max_grad_norm", max_grad_norm, "clip gradients to this global norm; 0 = off");
+    v.field("warmup_steps", warmup_steps, "optimizer steps of linear warmup", at_least(0));
+    v.field("min_lr_ratio", min_lr_ratio, "floor of the decay as a fraction of lr", at_least(0, 1));
+    v.field("max_grad_norm", max_grad_norm, "clip gradients to this global norm; 0 = off", at_least(0));
   }
 };
 
@@ -161,15 +172,19 @@ struct TrainConfig {
   int32_t eval_samples = 1;              // k samples per eval prompt
   int32_t max_nonfinite_steps = 3;       // stop after this many consecutive NaN/inf steps
   template <class V> void visit(V& v) {
-    v.field("steps", steps, "training steps (one rollout batch each)");
-    v.field("prompts_per_step", prompts_per_step, "PROMPTS per step over all ranks (completions = x group_size)");
-    v.field("mini_batches", mini_batches, "optimizer steps per rollout batch per epoch (verl ppo_mini_batch)");
-    v.field("micro_batch_size", micro_batch_size, "COMPLETIONS per forward/backward; does not change the update");
-    v.field("save_every", save_every, "checkpoint every N steps; 0 = at the end only");
-    v.field("keep_last", keep_last, "number of checkpoints kept");
-    v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off");
-    v.field("eval_samples", eval_samples, "samples per prompt in evaluation (mean@k, pass@k, maj@k)");
-    v.field("max_nonfinite_steps", max_nonfinite_steps, "stop after this many NaN/inf steps in a row");
+    v.field("steps", steps, "training steps (one rollout batch each)", at_least(0, 1e8));
+    v.field("prompts_per_step", prompts_per_step, "PROMPTS per step over all ranks (completions = x group_size)",
+            at_least(1, 1 << 20));
+    v.field("mini_batches", mini_batches, "optimizer steps per rollout batch per epoch (verl ppo_mini_batch)",
+            at_least(1, 1 << 20));
+    v.field("micro_batch_size", micro_batch_size, "COMPLETIONS per forward/backward; does not change the update",
+            at_least(1, 1 << 20));
+    v.field("save_every", save_every, "checkpoint every N steps; 0 = at the end only", at_least(0));
+    v.field("keep_last", keep_last, "number of checkpoints kept", at_least(1));
+    v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off", at_least(0));
+    v.field("eval_samples", eval_samples, "samples per prompt in evaluation (mean@k, pass@k, maj@k)",
+            at_least(1, 1 << 16));
+    v.field("max_nonfinite_steps", max_nonfinite_steps, "stop after this many NaN/inf steps in a row", at_least(1));
   }
 };
 
@@ -181,10 +196,12 @@ struct DistributedConfig {
   template <class V> void visit(V& v) {
     v.field("backend", backend, "auto | nccl | gloo | mpi");
     v.field("zero_stage", zero_stage,
-            "0 | 1: 1 shards the AdamW state over the ranks (ZeRO-1: reduce-scatter grads, all-gather weights)");
+            "0 | 1: 1 shards the AdamW state over the ranks (ZeRO-1: reduce-scatter grads, all-gather weights)",
+            at_least(0, 1));
     v.field("overlap_grad_reduce", overlap_grad_reduce,
             "all-reduce gradient buckets while the backward runs (gloo; nccl and zero_stage 1 reduce after it)");
-    v.field("timeout_s", timeout_s, "seconds before a stuck collective or rendezvous fails the run");
+    v.field("timeout_s", timeout_s, "seconds before a stuck collective or rendezvous fails the run",
+            at_least(1, 7 * 86400));
   }
 };
 
@@ -194,7 +211,7 @@ struct LoggingConfig {
   bool progress = true;                  // progress display for long loops
   template <class V> void visit(V& v) {
     v.field("level", level, "debug | info | warn | error");
-    v.field("console_every", console_every, "print a metrics line every N steps");
+    v.field("console_every", console_every, "print a metrics line every N steps", at_least(1));
     v.field("progress", progress, "progress display for long loops");
   }
 };

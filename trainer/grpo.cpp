@@ -94,13 +94,12 @@ class GrpoLoop {
 };
 
 GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
-    : ctx_(setup_run(cfg, "train")),
+    : ctx_(setup_run(cfg, "train", resume)),
       cfg_(ctx_.cfg),
       policy_(load_policy(cfg_.model, ctx_.run_dir, cfg_.run.seed, ctx_.device)),
       rubric_(rewards::Rubric::from_specs(cfg.rewards)) {
   const auto& c = cfg_;
-  std::filesystem::path resume_dir;
-  if (!resume.empty()) resume_dir = resolve_resume(resume, ctx_.checkpoints_dir);
+  const std::filesystem::path resume_dir = ctx_.resume_dir;  // resolved and checked by setup_run
   if (!resume_dir.empty()) {
     policy_.model = model::CausalLM::from_pretrained(resume_dir, ctx_.device,
                                                      policy_.model->parameters().front().scalar_type());

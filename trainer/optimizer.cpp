@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "trainer/config.h"
 
 namespace rlvr::trainer {
@@ -139,14 +140,18 @@ GradNorm clip_grad_norm(const std::vector<torch::Tensor>& params, double max_nor
 void save_optimizer(const torch::optim::AdamW& opt, const NamedParams& params, int64_t step, const std::string& dir) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
-  const fs::path path = fs::path(dir) / kFileName, tmp = fs::path(dir) / (std::string(kFileName) + ".tmp");
+  const fs::path path = fs::path(dir) / kFileName;
   torch::serialize::OutputArchive archive;
   opt.save(archive);
   archive.write("rlvr_format_version", torch::tensor(kFormatVersion));
   archive.write("rlvr_schedule_step", torch::tensor(step));
   archive.write("rlvr_param_signature", c10::IValue(param_signature(split_param_groups(params))));
-  archive.save_to(tmp.string());
-  fs::rename(tmp, path);  // atomic: a crash leaves the previous file or the new one, never half of one
+  // Through AtomicFile (temporary name, every write checked, then a rename): a full disk is one Error naming
+  // the file. The writer callback never reports a short write to LibTorch, whose zip writer would otherwise
+  // throw from its destructor and abort the process.
+  AtomicFile out(path);
+  archive.save_to([&out](const void* data, size_t n) { return out.write(data, n); });
+  out.commit();
 }
 
 int64_t load_optimizer(torch::optim::AdamW& opt, const NamedParams& params, const std::string& dir) {

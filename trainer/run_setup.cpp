@@ -2,6 +2,13 @@
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <thread>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -12,23 +19,195 @@
 
 namespace rlvr::trainer {
 
-RunContext setup_run(const Config& cfg, const std::string& kind) {
+namespace {
+namespace fs = std::filesystem;
+
+// rlvr's own scratch, written into the run directory before training starts (load_policy's builtin tokenizer):
+// it does not make the directory hold a run.
+bool is_scratch(const std::string& name) { return name == "builtin_tokenizer"; }
+
+std::vector<std::string> run_contents(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (auto& e : fs::directory_iterator(dir, ec))
+    if (!is_scratch(e.path().filename().string())) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string listed(const std::vector<std::string>& v, size_t max = 4) {
+  std::vector<std::string> head(v.begin(), v.begin() + static_cast<long>(std::min(max, v.size())));
+  return fmt::format("{}{}", fmt::join(head, ", "), v.size() > max ? fmt::format(", ... ({} entries)", v.size()) : "");
+}
+
+// "section.key" -> the value in YAML flow form; the rewards list is one entry.
+std::map<std::string, std::string> flatten(const std::string& yaml) {
+  std::map<std::string, std::string> out;
+  YAML::Node root = YAML::Load(yaml);
+  auto text = [](const YAML::Node& n) {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    return std::string(e.c_str());
+  };
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const auto sec = it->first.as<std::string>();
+    if (it->second.IsMap()) {
+      for (auto kv = it->second.begin(); kv != it->second.end(); ++kv)
+        out[sec + "." + kv->first.as<std::string>()] = text(kv->second);
+    } else {
+      out[sec] = text(it->second);
+    }
+  }
+  return out;
+}
+
+bool listed_key(const std::vector<std::string>& keys, const std::string& k) {
+  for (const auto& p : keys) {
+    if (p == k) return true;
+    if (!p.empty() && p.back() == '.' && k.rfind(p, 0) == 0) return true;  // "logging." = the whole section
+  }
+  return false;
+}
+
+int64_t checkpoint_step(const fs::path& ckpt) {
+  auto j = nlohmann::json::parse(read_file(ckpt / "trainer_state" / "state.json"), nullptr, false);
+  return j.is_object() ? j.value("step", int64_t{0}) : 0;
+}
+
+bool same_dir(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+}  // namespace
+
+const std::vector<std::string>& resume_breaking_keys() {
+  static const std::vector<std::string> k = {
+      "run.seed",          "model.path",        "model.tokenizer",    "model.ref_path",
+      "model.chat_template", "data.train",      "data.prompt_key",    "data.answer_key",
+      "data.template",     "data.template_string", "data.max_prompt_tokens", "data.shuffle",
+      "data.task_difficulty", "data.task_train_size", "rollout.group_size", "train.prompts_per_step"};
+  return k;
+}
+
+const std::vector<std::string>& resume_free_keys() {
+  static const std::vector<std::string> k = {
+      "run.name",         "run.output_dir",     "run.device",        "run.threads",      "run.overwrite",
+      "run.allow_resume_changes", "train.steps", "train.save_every", "train.keep_last",  "train.eval_every",
+      "train.eval_samples", "train.micro_batch_size", "data.eval",   "data.task_eval_size",
+      "rollout.max_batch_seqs", "rollout.max_cached_tokens", "logging.", "distributed."};
+  return k;
+}
+
+std::vector<ConfigChange> config_changes(const std::string& old_yaml, const std::string& new_yaml) {
+  auto a = flatten(old_yaml), b = flatten(new_yaml);
+  std::vector<ConfigChange> out;
+  std::set<std::string> keys;
+  for (auto& [k, v] : a) keys.insert(k), (void)v;
+  for (auto& [k, v] : b) keys.insert(k), (void)v;
+  for (const auto& k : keys) {
+    if (listed_key(resume_free_keys(), k)) continue;
+    auto ia = a.find(k), ib = b.find(k);
+    std::string va = ia == a.end() ? "<absent>" : ia->second, vb = ib == b.end() ? "<absent>" : ib->second;
+    if (va == vb) continue;
+    // A key the checkpoint's rlvr did not have yet is reported, never refused.
+    bool breaking = ia != a.end() && ib != b.end() && listed_key(resume_breaking_keys(), k);
+    out.push_back({k, va, vb, breaking});
+  }
+  return out;
+}
+
+RunContext setup_run(const Config& cfg, const std::string& kind, const std::string& resume) {
   RunContext ctx;
   ctx.cfg = cfg;
   log::set_level(log::parse_level(cfg.logging.level));
+  ctx.run_dir = cfg.output_dir();
+  ctx.checkpoints_dir = ctx.run_dir / "checkpoints";
+  ctx.resolved_yaml = to_yaml(cfg);
+
+  // The run-directory policy, on every rank before the rendezvous (so that no rank sees rank 0's first
+  // write) and before anything is written (a refused run leaves the directory as it was).
+  bool wipe = false;
+  std::vector<ConfigChange> changes;
+  std::vector<fs::path> newer;
+  int64_t resumed_step = 0;
+  if (resume.empty()) {
+    auto names = run_contents(ctx.run_dir);
+    if (!names.empty()) {
+      RLVR_CONFIG_CHECK(cfg.run.overwrite,
+                        "run directory '{}' already holds a run ({}); continue it with --resume, replace it with "
+                        "--overwrite, or choose another run.output_dir / run.name",
+                        ctx.run_dir.string(), listed(names));
+      RLVR_CONFIG_CHECK(fs::exists(ctx.run_dir / "config.yaml"),
+                        "--overwrite: '{}' is not an rlvr run directory (no config.yaml; it holds {}); refusing to "
+                        "delete it", ctx.run_dir.string(), listed(names));
+      wipe = true;
+    }
+  } else {
+    ctx.resume_dir = resolve_resume(resume, ctx.checkpoints_dir);
+    resumed_step = checkpoint_step(ctx.resume_dir);
+    const auto old_cfg = ctx.resume_dir / "trainer_state" / "config.yaml";
+    if (fs::exists(old_cfg)) {
+      try {
+        changes = config_changes(read_file(old_cfg), ctx.resolved_yaml);
+      } catch (const YAML::Exception& e) {
+        throw Error(fmt::format("--resume: cannot read the checkpoint's config '{}': {}", old_cfg.string(), e.msg));
+      }
+    }
+    std::vector<std::string> broken;
+    for (const auto& c : changes)
+      if (c.breaking) broken.push_back(fmt::format("{}: {} -> {}", c.key, c.old_value, c.new_value));
+    RLVR_CONFIG_CHECK(broken.empty() || cfg.run.allow_resume_changes,
+                      "--resume {}: {} would make it another run than the one checkpointed; resume with the "
+                      "checkpoint's values, start a new run, or set run.allow_resume_changes=true",
+                      ctx.resume_dir.string(), listed(broken));
+    if (same_dir(ctx.resume_dir.parent_path(), ctx.checkpoints_dir)) {
+      std::vector<std::string> names;
+      for (auto& [step, dir] : list_checkpoints(ctx.checkpoints_dir))
+        if (step > resumed_step) newer.push_back(dir), names.push_back(dir.filename().string());
+      RLVR_CONFIG_CHECK(newer.empty() || cfg.run.overwrite,
+                        "--resume {}: the run has later checkpoints ({}) that resuming from step {} would replace; "
+                        "resume latest, or add --overwrite to delete them",
+                        ctx.resume_dir.string(), listed(names), resumed_step);
+    }
+  }
+
   at::Device want = resolve_device(cfg.run.device);
   ctx.comm = dist::make_communicator(cfg.distributed, want.is_cuda() ? at::Device(at::kCUDA) : want);
   ctx.device = want.is_cuda() ? ctx.comm->device() : want;
   log::set_rank(ctx.comm->rank());
-  ctx.run_dir = cfg.output_dir();
-  ctx.checkpoints_dir = ctx.run_dir / "checkpoints";
-  ctx.resolved_yaml = to_yaml(cfg);
   if (ctx.comm->is_main()) {
-    std::filesystem::create_directories(ctx.run_dir);
+    if (wipe) fs::remove_all(ctx.run_dir);
+    fs::create_directories(ctx.run_dir);
     log::add_file_sink(ctx.run_dir / (kind + ".log"));
+    if (wipe) log::warn("--overwrite: deleted the earlier run in {}", ctx.run_dir.string());
+    for (const auto& p : clean_run_debris(ctx.run_dir))
+      log::warn("removed debris of an interrupted run: {}", p.string());
+    for (const auto& p : newer) {
+      fs::remove_all(p);
+      log::warn("--overwrite: deleted checkpoint {} (later than the resumed step {})", p.string(), resumed_step);
+    }
+    if (!ctx.resume_dir.empty()) {
+      nlohmann::ordered_json rec;
+      rec["resumed_from"] = ctx.resume_dir.string();
+      rec["step"] = resumed_step;
+      rec["changes"] = nlohmann::ordered_json::array();
+      for (const auto& c : changes) {
+        log::warn("--resume: {} changed from {} to {} (applies from step {}){}", c.key, c.old_value, c.new_value,
+                  resumed_step + 1, c.breaking ? "; allowed by run.allow_resume_changes" : "");
+        rec["changes"].push_back({{"key", c.key}, {"old", c.old_value}, {"new", c.new_value}, {"breaking", c.breaking}});
+      }
+      CheckedAppender(ctx.run_dir / "resumes.jsonl").append_line(rec.dump());
+    }
     write_file_atomic(ctx.run_dir / "config.yaml", ctx.resolved_yaml);
   }
-  if (cfg.run.threads > 0) at::set_num_threads(cfg.run.threads);
+  if (cfg.run.threads > 0) {
+    const unsigned hw = std::thread::hardware_concurrency();
+    if (hw > 0 && static_cast<unsigned>(cfg.run.threads) > hw)
+      log::warn("run.threads = {} is more than the {} hardware threads of this machine", cfg.run.threads, hw);
+    at::set_num_threads(cfg.run.threads);
+  }
   torch::manual_seed(cfg.run.seed);
   install_stop_handlers();
   log::info("rlvr {}: run dir {}, device {}, world size {} ({}), {} CPU threads", kind, ctx.run_dir.string(),

@@ -22,13 +22,33 @@ struct RunContext {
   Config cfg;
   std::filesystem::path run_dir;
   std::filesystem::path checkpoints_dir;
+  std::filesystem::path resume_dir;  // the checkpoint resumed from; empty for a fresh run
   std::unique_ptr<dist::Communicator> comm;
   at::Device device = at::kCPU;
   std::string resolved_yaml;
 };
 
 // kind: "train" | "sft" (the log file name). Creates the run directory on rank 0.
-RunContext setup_run(const Config& cfg, const std::string& kind);
+// The run-directory policy (docs/robustness.md), checked on every rank before any
+// file is written: without `resume`, a run directory that already holds a run is refused (ConfigError) unless
+// run.overwrite, which deletes it first; with `resume` ("latest" or a checkpoint directory), the checkpoint
+// must exist, settings that define the run (resume_breaking_keys) must not differ from the checkpoint's
+// config unless run.allow_resume_changes, other changes are logged and recorded in <run_dir>/resumes.jsonl.
+// Debris of killed runs (clean_run_debris) is removed either way. A refused run writes nothing.
+RunContext setup_run(const Config& cfg, const std::string& kind, const std::string& resume = "");
+
+// One difference between a checkpoint's config and the resuming one.
+struct ConfigChange {
+  std::string key, old_value, new_value;
+  bool breaking = false;  // one of resume_breaking_keys()
+};
+// Keys whose change on --resume makes the run something else than a continuation (a different model,
+// reference, data order, prompt set or group size): refused unless run.allow_resume_changes.
+const std::vector<std::string>& resume_breaking_keys();
+// Keys that may change freely on --resume (length, bookkeeping, logging, parallel layout): not reported.
+const std::vector<std::string>& resume_free_keys();
+// The differences between two resolved configs (to_yaml text), free keys left out.
+std::vector<ConfigChange> config_changes(const std::string& old_yaml, const std::string& new_yaml);
 
 // The data section as load options (field mapping, builtin task difficulty/seed); count and split are the
 // caller's (train: task_train_size / train, eval: task_eval_size / held_out).

@@ -31,11 +31,10 @@ std::optional<std::string> response_of(const data::Record& r) {
 }  // namespace
 
 TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
-  RunContext ctx = setup_run(cfg_in, "sft");
+  RunContext ctx = setup_run(cfg_in, "sft", resume);
   const Config& c = ctx.cfg;
   auto& comm = *ctx.comm;
-  std::filesystem::path resume_dir;
-  if (!resume.empty()) resume_dir = resolve_resume(resume, ctx.checkpoints_dir);
+  const std::filesystem::path resume_dir = ctx.resume_dir;  // resolved and checked by setup_run
   Policy policy = load_policy(c.model, ctx.run_dir, c.run.seed, ctx.device);
   if (!resume_dir.empty())
     policy.model = model::CausalLM::from_pretrained(resume_dir, ctx.device, policy.model->parameters().front().scalar_type());

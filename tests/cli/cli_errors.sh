@@ -16,7 +16,8 @@ echo "$out" | grep -q "unknown key 'algorithm.clip_hgh' ($tmp/x.yaml:3); did you
 
 out=$("$rlvr" config rollout.group_size=1 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "bad value: exit $rc"
-echo "$out" | grep -q "rollout.group_size must be >= 2, got 1" || fail "bad value message: $out"
+echo "$out" | grep -q "rollout.group_size must be an integer in \[2, 4096\], got '1' (command-line override)" \
+  || fail "bad value message: $out"
 
 out=$("$rlvr" train -c "$tmp/missing.yaml" 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "missing config: exit $rc"

@@ -58,7 +58,8 @@ TEST_CASE("config: wrong type names key, value and line", "[config]") {
 }
 
 TEST_CASE("config: a bad value names key and value", "[config]") {
-  CHECK(error_of("rollout:\n  group_size: 1\n") == "rollout.group_size must be >= 2, got 1");
+  CHECK(error_of("rollout:\n  group_size: 1\n") ==
+        "rollout.group_size must be an integer in [2, 4096], got '1' (configs/x.yaml:2)");
   CHECK(error_of("algorithm:\n  loss_agg: token-sum\n") ==
         "algorithm.loss_agg must be one of [token-mean, seq-mean-token-mean, seq-mean-token-sum-norm], got 'token-sum'");
 }

@@ -7,10 +7,16 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
+#include <c10/util/Logging.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -489,6 +495,50 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const WorldInfo& w, std::chrono::mill
   return store;
 }
 
+// The rendezvous under one deadline of distributed.timeout_s, however it blocks: a TCPStore client whose
+// MASTER_PORT is answered by some other server can wait in a read with no timeout of its own, and retries of a
+// refused connect add up past the store's timeout. The rendezvous runs on a helper thread; when the deadline
+// passes, this thread throws (the helper stays blocked, detached, until the process exits). c10d's per-retry
+// warnings are silenced meanwhile: the one error below says what happened.
+c10::intrusive_ptr<c10d::Store> rendezvous_with_deadline(const WorldInfo& w, std::chrono::milliseconds timeout) {
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    c10::intrusive_ptr<c10d::Store> store;
+    std::exception_ptr error;
+  };
+  auto sh = std::make_shared<Shared>();
+  const int saved_level = FLAGS_caffe2_log_level;
+  FLAGS_caffe2_log_level = std::max(saved_level, 2);  // c10 / c10d: errors only
+  std::thread([sh, w, timeout] {
+    c10::intrusive_ptr<c10d::Store> st;
+    std::exception_ptr err;
+    try {
+      st = rendezvous(w, timeout);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lk(sh->mu);
+    sh->store = std::move(st);
+    sh->error = err;
+    sh->done = true;
+    sh->cv.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lk(sh->mu);
+  // A small grace beyond the timeout, so that the rendezvous's own (more specific) timeout errors win.
+  const bool finished = sh->cv.wait_for(lk, timeout + std::chrono::seconds(2), [&] { return sh->done; });
+  FLAGS_caffe2_log_level = saved_level;
+  if (!finished)
+    throw Error(fmt::format(
+        "dist rendezvous: rank {} of {} got no TCPStore answer from {}:{} within {} s (distributed.timeout_s). Is "
+        "MASTER_ADDR:MASTER_PORT rank 0's TCPStore (not another server), and were all ranks started?",
+        w.rank, w.world_size, w.master_addr, w.master_port,
+        std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+  if (sh->error) std::rethrow_exception(sh->error);
+  return sh->store;
+}
+
 std::string resolve_backend(const DistributedConfig& cfg, c10::Device device) {
   std::string b = cfg.backend;
   if (b == "auto") return device.is_cuda() ? "nccl" : "gloo";
@@ -525,7 +575,7 @@ std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c1
   if (world.world_size == 1 && world.source == "none") return make_local_communicator(device);
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout_s) * 1000);
   auto t0 = std::chrono::steady_clock::now();
-  auto store = rendezvous(world, timeout);
+  auto store = rendezvous_with_deadline(world, timeout);
   std::unique_ptr<Communicator> comm;
   if (backend == "nccl") {
     int index = device.has_index() ? device.index() : -1;  // -1: LOCAL_RANK (or the only visible GPU)
