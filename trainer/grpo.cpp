@@ -99,6 +99,7 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
       policy_(load_policy(cfg_.model, ctx_.run_dir, cfg_.run.seed, ctx_.device)),
       rubric_(rewards::Rubric::from_specs(cfg.rewards)) {
   const auto& c = cfg_;
+  check_context_budget(c, policy_.model->args().max_position_embeddings);
   std::filesystem::path resume_dir;
   if (!resume.empty()) resume_dir = resolve_resume(resume, ctx_.checkpoints_dir);
   if (!resume_dir.empty()) {
@@ -311,7 +312,7 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   auto& comm = *ctx_.comm;
   const int G = c.rollout.group_size;
   const int64_t groups = d.samples.size() / G;
-  auto params = policy_.model->parameters();
+  const auto& params = opt_->grad_tensors();  // the .grad() to all-reduce: fp32 (the masters with bf16 weights)
   PolicyLossMetrics acc;
   MetricMap out;
   double grad_norm_sum = 0, lr = 0;
