@@ -14,6 +14,7 @@
 #include "trainer/config.h"
 #include "trainer/grpo.h"
 #include "trainer/optimizer.h"
+#include "trainer/policy.h"
 
 using namespace rlvr;
 using namespace rlvr::trainer;
