@@ -56,7 +56,7 @@ ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b,
   fo.gradient_checkpointing = gradient_checkpointing;
   auto logits = model.forward(b.tokens, b.positions, b.attn_mask, nullptr, fo);  // [B, T, V]
   const int64_t T = logits.size(1);
-  auto pred = logits.narrow(1, 0, T - 1);                                         // [B, T-1, V]
+  auto pred = logits.narrow(1, 0, T - 1).to(at::kFloat);  // [B, T-1, V] fp32 before the temperature, as the sampler
   if (temperature > 0 && temperature != 1.0) pred = pred / temperature;
   auto targets = b.tokens.narrow(1, 1, T - 1);                                    // [B, T-1]
   auto all_lp = model::token_logprobs(pred, targets);                             // [B, T-1] fp32

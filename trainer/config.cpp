@@ -258,4 +258,12 @@ std::string to_yaml(const Config& cc) {
   return std::string(out.c_str()) + "\n";
 }
 
+void check_context_budget(const Config& c, int64_t max_position_embeddings) {
+  const int64_t need = int64_t{c.data.max_prompt_tokens} + c.rollout.max_new_tokens;
+  RLVR_CONFIG_CHECK(need <= max_position_embeddings,
+                    "data.max_prompt_tokens {} + rollout.max_new_tokens {} = {} tokens exceeds the context of model "
+                    "'{}' (max_position_embeddings {}); lower one of them",
+                    c.data.max_prompt_tokens, c.rollout.max_new_tokens, need, c.model.path, max_position_embeddings);
+}
+
 }  // namespace rlvr

@@ -34,14 +34,14 @@ struct RunConfig {
 struct ModelConfig {
   std::string path = "builtin:tiny";     // HF checkpoint directory, or builtin:<name> (a small model of ours)
   std::string tokenizer = "";            // tokenizer directory; "" = path
-  std::string dtype = "auto";            // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  std::string dtype = "auto";            // working weights: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
   bool gradient_checkpointing = false;   // recompute activations in backward to save memory
   std::string chat_template = "none";    // none | chatml | llama3 (applied when data.template = chat)
   std::string ref_path = "";             // frozen reference for KL; "" = path (loaded only if kl_coef != 0)
   template <class V> void visit(V& v) {
     v.field("path", path, "HF checkpoint directory, or builtin:tiny (a small model of ours, no download)");
     v.field("tokenizer", tokenizer, "tokenizer directory; empty = model.path");
-    v.field("dtype", dtype, "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16");
+    v.field("dtype", dtype, "compute dtype of the working weights: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; the optimizer always keeps fp32 masters, moments and grads");
     v.field("gradient_checkpointing", gradient_checkpointing, "recompute activations in backward");
     v.field("chat_template", chat_template, "none | chatml | qwen2.5 | qwen3 | qwen3-nothink | llama3 | a raw string with {prompt}");
     v.field("ref_path", ref_path, "reference model for KL; empty = model.path; loaded only when kl_coef != 0");
@@ -240,6 +240,9 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
                     const std::vector<std::string>& overrides = {});
 // Range and enum checks, with the key and the value in the message.
 void validate(const Config& c);
+// The check the config alone cannot do: a prompt of data.max_prompt_tokens plus rollout.max_new_tokens must fit
+// in the loaded model's context (max_position_embeddings). ConfigError naming both numbers otherwise.
+void check_context_budget(const Config& c, int64_t max_position_embeddings);
 // The resolved config as commented YAML.
 std::string to_yaml(const Config& c);
 

@@ -99,6 +99,7 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
       policy_(load_policy(cfg_.model, ctx_.run_dir, cfg_.run.seed, ctx_.device)),
       rubric_(rewards::Rubric::from_specs(cfg.rewards)) {
   const auto& c = cfg_;
+  check_context_budget(c, policy_.model->args().max_position_embeddings);
   const std::filesystem::path resume_dir = ctx_.resume_dir;  // resolved and checked by setup_run
   if (!resume_dir.empty()) {
     policy_.model = model::CausalLM::from_pretrained(resume_dir, ctx_.device,
@@ -310,7 +311,7 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   auto& comm = *ctx_.comm;
   const int G = c.rollout.group_size;
   const int64_t groups = d.samples.size() / G;
-  auto params = policy_.model->parameters();
+  const auto& params = opt_->grad_tensors();  // the .grad() to all-reduce: fp32 (the masters with bf16 weights)
   PolicyLossMetrics acc;
   MetricMap out;
   double grad_norm_sum = 0, lr = 0;

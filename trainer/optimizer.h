@@ -73,8 +73,16 @@ void save_optimizer(const torch::optim::AdamW& opt, const NamedParams& params, i
 int64_t load_optimizer(torch::optim::AdamW& opt, const NamedParams& params, const std::string& dir);
 
 // The step as the loop uses it: owns the AdamW and the schedule position.
-//   opt.zero_grad(); for micro-batches: loss.backward(); [opt.reduces_gradients() or all-reduce grads];
-//   auto r = opt.step();
+//   opt.zero_grad(); for micro-batches: loss.backward();
+//   [opt.reduces_gradients() or all-reduce the .grad() of opt.grad_tensors()]; auto r = opt.step();
+//
+// Precision (docs/precision.md). The optimizer always updates fp32 weights with fp32 moments:
+//  - fp32 parameters: the parameters are the master weights (no copy); exactly torch.optim.AdamW.
+//  - lower-precision parameters (bf16 working weights): an fp32 master copy of every trainable parameter (or
+//    only this rank's shard of them with ZeRO-1), fp32 moments, and an fp32 gradient buffer per parameter. A
+//    post-accumulate-grad hook adds each backward's bf16 .grad() into the fp32 buffer and frees it (Megatron's
+//    main_grad), so micro-batches accumulate and ranks reduce in fp32; step() clips and updates the fp32
+//    masters and copies them, rounded, into the working parameters.
 // With a ZeRO-1 communicator (distributed.zero_stage 1, world > 1) the AdamW state is sharded over the ranks
 // (dist::ShardedAdamW): step() reduce-scatters the gradients (sum: the losses are globally normalised) itself,
 // so the caller must not all-reduce them, and every rank must call step() and save_collective().
@@ -85,7 +93,14 @@ class TrainOptimizer {
                  dist::Communicator* zero_comm = nullptr);
   ~TrainOptimizer();
   bool reduces_gradients() const { return zero_ != nullptr; }  // ZeRO-1: step() reduces the gradients
-  // Collective (every rank, before rank 0's save): ZeRO-1 gathers the sharded moments into the unsharded
+  // True when the parameters are not fp32: fp32 masters, moments and gradient buffers are kept apart from them.
+  bool has_masters() const { return mixed_; }
+  // The tensors whose .grad() holds this step's gradient (what a data-parallel all-reduce must reduce): the
+  // fp32 masters with bf16 parameters, the parameters themselves with fp32 ones. Not with ZeRO-1.
+  const std::vector<torch::Tensor>& grad_tensors() const { return grad_holders_; }
+  // The fp32 master weights in params() order (the parameters themselves when they are fp32). Not with
+  // ZeRO-1 and more than one rank (the masters are sharded; a checkpoint gathers them).
+  std::vector<torch::Tensor> master_weights() const;  // Collective (every rank, before rank 0's save): ZeRO-1 gathers the sharded moments into the unsharded
   // AdamW state, so that a checkpoint has the same format (and resumes at any world size and stage).
   void prepare_save();
 
@@ -99,8 +114,13 @@ class TrainOptimizer {
   void zero_grad();  // sets grads to None (set_to_none)
   int64_t step_count() const { return step_; }
   double current_lr() const;  // lr_at(step_count())
+  // dir/optimizer.pt (moments, step), and with bf16 parameters also dir/master_weights.safetensors (the fp32
+  // masters under the parameters' names, loadable as an fp32 HF checkpoint's weights).
   void save(const std::string& dir) const;
-  void load(const std::string& dir);  // restores the state and the step count
+  // Restores the state and the step count. With bf16 parameters the masters come from master_weights.safetensors
+  // (a checkpoint without it, e.g. of an fp32 run, starts them from the parameters); with fp32 parameters a
+  // master_weights.safetensors that is present overwrites the (rounded) parameters.
+  void load(const std::string& dir);
   torch::optim::AdamW& adamw() { return *opt_; }
   const NamedParams& params() const { return params_; }
 
@@ -112,6 +132,17 @@ class TrainOptimizer {
   std::vector<torch::Tensor> tensors_;
   std::unique_ptr<torch::optim::AdamW> opt_;
   std::unique_ptr<dist::ShardedAdamW> zero_;
+  bool mixed_ = false;
+  std::vector<torch::Tensor> masters_;       // [param shape] fp32 leaves, params_ order (mixed, no ZeRO-1)
+  std::vector<torch::Tensor> main_grads_;    // [param shape] fp32, params_ order (mixed + ZeRO-1; undefined = 0)
+  std::vector<torch::Tensor> grad_holders_;  // see grad_tensors()
+  // [numel] fp32: ZeRO-1 masters gathered by prepare_save (mixed); released by save() and the next step().
+  mutable torch::Tensor gathered_masters_;
+  void copy_masters_to_params();
 };
+
+// The fp32 master weights saved in a checkpoint's trainer_state/ (name -> [shape] fp32 CPU tensor, sorted by
+// name); empty when the run had fp32 parameters (its HF weights are the masters).
+std::vector<std::pair<std::string, torch::Tensor>> read_master_weights(const std::string& trainer_state_dir);
 
 }  // namespace rlvr::trainer

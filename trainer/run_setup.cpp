@@ -286,6 +286,10 @@ std::unique_ptr<dist::OverlappedGradReducer> make_grad_reducer(dist::Communicato
                                                                const std::vector<at::Tensor>& params) {
   if (comm.world_size() < 2 || !d.overlap_grad_reduce || opt.reduces_gradients() || comm.backend() != "gloo")
     return nullptr;
+  if (opt.has_masters()) {  // bf16 weights: the parameters' hooks move each grad into fp32; reduced after the backward
+    if (comm.is_main()) log::info("bf16 weights: the fp32 gradients are all-reduced after the backward (no overlap)");
+    return nullptr;
+  }
   auto r = std::make_unique<dist::OverlappedGradReducer>(comm, params, dist::ReduceOp::sum);
   if (comm.is_main()) log::info("gradient all-reduce overlapped with the backward: {} bucket(s)", r->buckets());
   return r;

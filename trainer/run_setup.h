@@ -73,7 +73,8 @@ std::string checkpoint_on_rank0(const RunContext& ctx, const Policy& policy, Tra
                                 const TrainerState& state);
 
 // The gradient reducer that overlaps the all-reduce with the backward (dist/overlap.h) when it applies: world
-// size > 1, the gloo backend, distributed.overlap_grad_reduce, and not ZeRO-1 (which reduce-scatters in step()).
+// size > 1, the gloo backend, distributed.overlap_grad_reduce, fp32 weights (bf16 ones reduce their fp32 buffers
+// after the backward), and not ZeRO-1 (which reduce-scatters in step()).
 // Null otherwise: the loop then calls Communicator::all_reduce_gradients after the backward (world > 1).
 std::unique_ptr<dist::OverlappedGradReducer> make_grad_reducer(dist::Communicator& comm, const DistributedConfig& d,
                                                                const TrainOptimizer& opt,

@@ -71,7 +71,7 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     sampler.set_cursor(data::cursor_from_json(st.data_cursor));
   }
   MetricsSink sink(comm.is_main() ? ctx.run_dir / "metrics.jsonl" : std::filesystem::path(), start > 0);
-  auto params = policy.model->parameters();
+  const auto& params = opt.grad_tensors();  // the .grad() to all-reduce: fp32 (the masters with bf16 weights)
   TrainResult res;
   std::string last_ckpt;
   log::info("SFT: {} pairs, {} steps x {} sequences", prompts.size(), c.train.steps, c.train.prompts_per_step);

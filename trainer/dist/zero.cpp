@@ -38,20 +38,30 @@ ShardedAdamW::ShardedAdamW(Communicator& comm, std::vector<at::Tensor> params, S
   v_ = at::zeros({shard_}, f32);
 }
 
-at::Tensor ShardedAdamW::flat_grads() const {
+at::Tensor ShardedAdamW::flat_grads(const std::vector<at::Tensor>& grads) const {
   auto f32 = at::TensorOptions().dtype(at::kFloat).device(comm_.device());
+  RLVR_CHECK(grads.size() == params_.size(), "ShardedAdamW: {} gradients for {} parameters", grads.size(),
+             params_.size());
   std::vector<at::Tensor> g;
   g.reserve(params_.size() + 1);
-  for (const auto& p : params_) {
-    g.push_back(p.grad().defined() ? p.grad().reshape({-1}).to(f32) : at::zeros({p.numel()}, f32));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    g.push_back(grads[i].defined() ? grads[i].reshape({-1}).to(f32) : at::zeros({p.numel()}, f32));
   }
   if (padded_ > numel_) g.push_back(at::zeros({padded_ - numel_}, f32));
   return at::cat(g);  // [padded]
 }
 
 double ShardedAdamW::step(double lr) {
+  std::vector<at::Tensor> grads;
+  grads.reserve(params_.size());
+  for (const auto& p : params_) grads.push_back(p.grad());
+  return step(lr, grads);
+}
+
+double ShardedAdamW::step(double lr, const std::vector<at::Tensor>& grads) {
   at::NoGradGuard no_grad;
-  at::Tensor g = comm_.reduce_scatter(flat_grads(), opts_.grad_reduce);  // [shard] rank-reduced
+  at::Tensor g = comm_.reduce_scatter(flat_grads(grads), opts_.grad_reduce);  // [shard] rank-reduced
   double norm = std::sqrt(comm_.all_reduce_scalar(g.pow(2).sum().item<double>(), ReduceOp::sum));
   if (!std::isfinite(norm)) return norm;  // every rank sees the same norm: all skip
   if (opts_.max_grad_norm > 0) {
@@ -82,7 +92,12 @@ std::pair<at::Tensor, at::Tensor> ShardedAdamW::gather_moments() const {
   return {m, v};
 }
 
-void ShardedAdamW::load_moments(const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, int64_t steps) {
+at::Tensor ShardedAdamW::gather_masters() const {
+  return comm_.all_gather(master_).view({-1}).narrow(0, 0, numel_);  // [numel]
+}
+
+void ShardedAdamW::load_moments(const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, int64_t steps,
+                                const at::Tensor& masters) {
   RLVR_CHECK(exp_avg.numel() == numel_ && exp_avg_sq.numel() == numel_,
              "ShardedAdamW: moments of {} / {} elements for {} parameters", exp_avg.numel(), exp_avg_sq.numel(), numel_);
   auto f32 = at::TensorOptions().dtype(at::kFloat).device(comm_.device());
@@ -93,9 +108,15 @@ void ShardedAdamW::load_moments(const at::Tensor& exp_avg, const at::Tensor& exp
   };
   m_ = shard_of(exp_avg);
   v_ = shard_of(exp_avg_sq);
-  std::vector<at::Tensor> flat;
-  for (auto& p : params_) flat.push_back(p.detach().reshape({-1}).to(f32));
-  master_ = shard_of(at::cat(flat));
+  if (masters.defined()) {
+    RLVR_CHECK(masters.numel() == numel_, "ShardedAdamW: {} master weights for {} parameters", masters.numel(),
+               numel_);
+    master_ = shard_of(masters);
+  } else {
+    std::vector<at::Tensor> flat;
+    for (auto& p : params_) flat.push_back(p.detach().reshape({-1}).to(f32));
+    master_ = shard_of(at::cat(flat));
+  }
   t_ = steps;
 }
 

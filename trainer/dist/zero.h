@@ -29,6 +29,9 @@ class ShardedAdamW {
   // Collective: every rank must call it. Returns the global gradient norm before clipping (of the
   // rank-reduced gradient). A non-finite norm leaves parameters and state untouched (the same on every rank).
   double step(double lr);
+  // The same with the gradients given apart from the parameters: `grads[i]` is parameter i's gradient (any
+  // floating dtype; undefined = zero), e.g. the fp32 accumulation buffers of bf16 parameters.
+  double step(double lr, const std::vector<at::Tensor>& grads);
   void zero_grad();  // sets every .grad() to undefined
 
   int64_t numel() const { return numel_; }          // trainable elements in total
@@ -39,13 +42,16 @@ class ShardedAdamW {
   const at::Tensor& exp_avg_shard() const { return m_; }
   const at::Tensor& exp_avg_sq_shard() const { return v_; }
   // Checkpoints in the unsharded format: the full moments [numel] fp32 (collective: all-gathers the shards),
-  // and back (every rank passes the full moments and keeps its shard; master weights restart from the
-  // parameters, which a resumed run has just loaded).
+  // and back (every rank passes the full moments and keeps its shard; the master weights come from the saved
+  // fp32 masters when given, else from the parameters, which a resumed run has just loaded).
   std::pair<at::Tensor, at::Tensor> gather_moments() const;
-  void load_moments(const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, int64_t steps);
+  at::Tensor gather_masters() const;  // [numel] fp32, the full master weights (collective)
+  // `masters` [numel] fp32: the saved master weights; undefined = start them from the parameters.
+  void load_moments(const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, int64_t steps,
+                    const at::Tensor& masters = {});
 
  private:
-  at::Tensor flat_grads() const;  // [padded numel] fp32, on comm device
+  at::Tensor flat_grads(const std::vector<at::Tensor>& grads) const;  // [padded numel] fp32, on comm device
 
   Communicator& comm_;
   std::vector<at::Tensor> params_;
