@@ -237,6 +237,9 @@ BackboneImpl::BackboneImpl(const ModelArgs& a, const at::TensorOptions& o) {
 
 namespace {
 
+// Autograd Function inputs must be defined tensors: "no mask" (causal) travels as an empty tensor.
+at::Tensor as_mask(const at::Tensor& m) { return m.numel() == 0 ? at::Tensor() : m; }
+
 // Recomputes one decoder layer in backward instead of keeping its activations. inputs = {x, cos, sin, mask,
 // layer parameters...}; the parameters are inputs so that their gradients flow through this node.
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
@@ -248,7 +251,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(at::kCUDA);
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(at::kCUDA));
     ctx->save_for_backward({inputs[0], inputs[1], inputs[2], inputs[3]});
-    return {layer->forward(inputs[0], inputs[1], inputs[2], inputs[3], nullptr, 0)};
+    return {layer->forward(inputs[0], inputs[1], inputs[2], as_mask(inputs[3]), nullptr, 0)};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -266,7 +269,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
       at::autocast::set_autocast_enabled(at::kCUDA, ac);
       at::autocast::set_autocast_dtype(at::kCUDA,
                                        static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
-      out = layer->forward(x, saved[1], saved[2], saved[3], nullptr, 0);
+      out = layer->forward(x, saved[1], saved[2], as_mask(saved[3]), nullptr, 0);
       at::autocast::set_autocast_enabled(at::kCUDA, prev);
       at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype);
       if (ac) at::autocast::clear_cache();
@@ -335,7 +338,7 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& posi
   for (size_t i = 0; i < layer_list.size(); ++i) {
     auto& layer = layer_list[i];
     if (ckpt) {
-      torch::autograd::variable_list in{h, cos, sin, mask};
+      torch::autograd::variable_list in{h, cos, sin, mask.defined() ? mask : at::empty({0}, at::kBool)};
       for (auto& p : layer->parameters()) in.push_back(p);
       // A TensorList (not a std::vector) so that autograd sees each tensor as an input of the node.
       h = CheckpointedLayer::apply(at::TensorList(in), reinterpret_cast<int64_t>(layer.get()))[0];
