@@ -1,7 +1,8 @@
 // `rlvr logprobs --model DIR --input F.jsonl [--output F] [--add-special-tokens] [--device D] [--dtype T]
 // [--batch-size N] [--threads N]`: input lines {"text": "..."} or {"ids": [...]}, output lines
 // {"ids": [...], "logprobs": [null, lp_1, ...]} in input order; logprobs[i] = log p(ids[i] | ids[<i]) in fp32.
-// Rows are right-padded into batches; padding never changes a row's numbers (tested in tests/model/).
+// Rows are right-padded into batches; padding never changes a row's numbers (tested in tests/model/). Only
+// real positions go through the lm_head (lm_head_logprobs): no [B, T, V] logits are held.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -14,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "model/causal_lm.h"
+#include "model/lm_head_logprobs.h"
 #include "model/tokenizer.h"
 
 namespace rlvr::cli {
@@ -75,14 +77,20 @@ std::vector<std::vector<float>> score_batch(model::CausalLM& lm, const std::vect
     mask[b].narrow(0, 0, n).fill_(1);
   }
   at::NoGradGuard ng;
-  auto logits = lm.forward(ids, at::Tensor(), mask);                                     // [B, T, V]
-  auto lp = model::token_logprobs(logits.narrow(1, 0, T - 1), ids.narrow(1, 1, T - 1));  // [B, T-1] fp32
-  lp = lp.to(at::kCPU).contiguous();
-  for (int64_t b = 0; b < B; ++b) {
+  auto h = lm.forward_hidden(ids, at::Tensor(), mask);  // [B, T, H]
+  // Score position t of row b (predicting ids[b][t+1]) only where both are real: N rows through the lm_head.
+  auto pred = mask.narrow(1, 1, T - 1).gt(0).reshape({B * (T - 1)});               // [B * (T-1)] bool
+  auto sel = pred.nonzero().squeeze(1);                                            // [N] into [B * (T-1)]
+  auto src = sel + sel.div(T - 1, "floor");                                        // [N] into [B * T]
+  auto hs = h.reshape({B * T, h.size(2)}).index_select(0, src.to(h.device()));    // [N, H]
+  auto tgt = ids.reshape({B * T}).index_select(0, src + 1);                        // [N]
+  auto lp = model::lm_head_logprobs(hs, lm.lm_head_weight(), tgt).logp.to(at::kCPU).contiguous();  // [N] fp32
+  const float* p = lp.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {  // rows in order, each contributing n - 1 scores
     const auto n = static_cast<int64_t>(rows[b].size());
     if (n < 2) continue;
-    const float* p = lp[b].data_ptr<float>();
     out[b].assign(p, p + (n - 1));
+    p += n - 1;
   }
   return out;
 }

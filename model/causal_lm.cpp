@@ -129,6 +129,13 @@ at::Tensor CausalLM::forward(const at::Tensor& tokens, const at::Tensor& positio
   return impl_->forward(tokens, positions, attention_mask, cache, opts);
 }
 
+at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& positions,
+                                    const at::Tensor& attention_mask, const ForwardOptions& opts) {
+  return impl_->hidden(tokens, positions, attention_mask, nullptr, opts);
+}
+
+const at::Tensor& CausalLM::lm_head_weight() const { return impl_->lm_head_weight(); }
+
 void CausalLM::save_pretrained(const fs::path& dir_in, const fs::path& tokenizer_dir, int64_t max_shard_bytes) const {
   RLVR_CHECK(max_shard_bytes > 0, "max_shard_bytes must be > 0, got {}", max_shard_bytes);
   const fs::path dir = fs::absolute(dir_in).lexically_normal();
@@ -226,18 +233,8 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets) {
                "token_logprobs: target ids must be in [0, {}), got [{}, {}]", V, tgt.min().item<int64_t>(),
                tgt.max().item<int64_t>());
   }
-  // Row chunks: the fp32 upcast of a bf16 chunk is freed after its chunk; only log_softmax's output (kept for
-  // backward) accumulates, i.e. at most one fp32 [N, V] copy in total.
-  const int64_t N = B * T;
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(V * 4, 1));  // ~64 MB fp32
-  std::vector<at::Tensor> parts;
-  for (int64_t s = 0; s < N; s += chunk) {
-    const int64_t n = std::min(chunk, N - s);
-    auto lp = at::log_softmax(flat.narrow(0, s, n).to(at::kFloat), -1);  // [n, V] fp32
-    parts.push_back(lp.gather(-1, tgt.narrow(0, s, n)).squeeze(-1));   // [n]
-  }
-  if (parts.empty()) return at::empty({B, T}, logits.options().dtype(at::kFloat));
-  return at::cat(parts).view({B, T});  // [B, T] fp32
+  auto lp = at::log_softmax(flat.to(at::kFloat), -1).gather(-1, tgt).squeeze(-1);  // [N] fp32
+  return lp.view({B, T});                                                          // [B, T] fp32
 }
 
 }  // namespace rlvr::model

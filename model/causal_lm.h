@@ -1,6 +1,6 @@
 // Qwen2 / Llama-family decoder-only causal LM (and Qwen3 q/k-norm), built from an HF config.json,
 // loaded from / saved to HF safetensors directories. One forward for training (full padded sequences,
-// cache == nullptr) and incremental generation (cache != nullptr). Legend: B = batch rows,
+// cache == nullptr) and incremental generation (cache != nullptr); forward_hidden stops before the lm_head. Legend: B = batch rows,
 // T = tokens per row, V = vocab, H = hidden size.
 #pragma once
 #include <torch/nn/module.h>
@@ -72,6 +72,14 @@ class CausalLM {
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
                      KvCache* cache = nullptr, const ForwardOptions& opts = {});
 
+  // The same forward without the lm_head: final hidden states [B, T, H] (after the last norm), in the
+  // activation dtype. Training scores only response positions through lm_head_logprobs (lm_head_logprobs.h)
+  // with these, so no [B, T, V] logits exist. Gradient checkpointing (opts) applies as in forward.
+  at::Tensor forward_hidden(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
+                            const ForwardOptions& opts = {});
+  // [V, H]: lm_head.weight, or model.embed_tokens.weight when tie_word_embeddings (gradients reach it either way).
+  const at::Tensor& lm_head_weight() const;
+
   // Writes config.json, generation_config.json, model.safetensors (shards + index above max_shard_bytes),
   // via a temporary directory and a rename. Tokenizer files are copied from tokenizer_dir if given.
   void save_pretrained(const std::filesystem::path& dir, const std::filesystem::path& tokenizer_dir = {},
@@ -107,7 +115,9 @@ class PackedWeightsScope {
   CausalLM& m_;
 };
 
-// Log-prob of each target token under logits, computed in fp32: logits [B, T, V], targets [B, T] -> [B, T].
+// Log-prob of each target token under logits that already exist, in fp32: logits [B, T, V], targets [B, T] ->
+// [B, T]. The plain log_softmax + gather (it keeps an fp32 [B, T, V] for the backward): for checks and small
+// inputs; training and `rlvr logprobs` use lm_head_logprobs on hidden states instead.
 at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets);
 
 }  // namespace rlvr::model

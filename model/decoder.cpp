@@ -1,6 +1,7 @@
 // The decoder math, following transformers' modeling_qwen2 / modeling_llama / modeling_qwen3 (eager path):
-// RMSNorm in fp32 then weight * x.to(input dtype); NeoX rotate_half RoPE with fp32 tables; GQA by repeat_kv;
-// SDPA with an explicit bool mask. Gradient checkpointing is a custom autograd Function per layer.
+// RMSNorm in fp32 then weight * x.to(input dtype); NeoX rotate_half RoPE with fp32 tables (computed once per
+// forward); SDPA with native GQA, causal without a mask for right-padded rows and with an explicit bool mask
+// otherwise (left padding, KV-cache offsets). Gradient checkpointing is a custom autograd Function per layer.
 // Legend: B = batch rows, T = new tokens per row, S = keys attended over, H = hidden, D = head dim.
 #include "model/decoder.h"
 
@@ -183,16 +184,23 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     return o_proj(og.reshape({B, 1, n_heads * head_dim}));  // [B, 1, H]
   }
   const int64_t S = k.size(2);
-  k = repeat_kv(k, n_heads / n_kv_heads);  // [B, Hq, S, D]: masked SDPA ignores enable_gqa off the Flash path
-  v = repeat_kv(v, n_heads / n_kv_heads);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  // Native grouped-query attention (no copy of K/V per query head) where the kernel has it: CPU's flash kernel
+  // with or without a mask, CUDA's flash kernel (no mask). CUDA's memory-efficient kernel, the one a mask
+  // allows, does not take enable_gqa (SDPA would fall back to the O(T^2)-memory math kernel): repeat there.
+  const bool native_gqa = !mask.defined() || q.device().is_cpu();
+  if (!native_gqa) {
+    k = repeat_kv(k, n_heads / n_kv_heads);  // [B, Hq, S, D]
+    v = repeat_kv(v, n_heads / n_kv_heads);
+  }
   at::Tensor out;
   if (mask.defined()) {
-    out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+    out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, sdpa_scale,
+                                           /*enable_gqa=*/native_gqa);
   } else {
     // is_causal is top-left aligned: only valid when queries and keys are the same positions.
     RLVR_CHECK(S == T, "attention without a mask needs S == T, got S {} T {}", S, T);
-    out = at::scaled_dot_product_attention(q, k, v, {}, /*dropout_p=*/0.0, /*is_causal=*/true, scale);
+    out = at::scaled_dot_product_attention(q, k, v, {}, /*dropout_p=*/0.0, /*is_causal=*/true, sdpa_scale,
+                                           /*enable_gqa=*/true);
   }                                                                    // [B, Hq, T, D]
   return o_proj(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));  // [B, T, H]
 }
@@ -229,6 +237,9 @@ BackboneImpl::BackboneImpl(const ModelArgs& a, const at::TensorOptions& o) {
 
 namespace {
 
+// Autograd Function inputs must be defined tensors: "no mask" (causal) travels as an empty tensor.
+at::Tensor as_mask(const at::Tensor& m) { return m.numel() == 0 ? at::Tensor() : m; }
+
 // Recomputes one decoder layer in backward instead of keeping its activations. inputs = {x, cos, sin, mask,
 // layer parameters...}; the parameters are inputs so that their gradients flow through this node.
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
@@ -240,7 +251,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(at::kCUDA);
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(at::kCUDA));
     ctx->save_for_backward({inputs[0], inputs[1], inputs[2], inputs[3]});
-    return {layer->forward(inputs[0], inputs[1], inputs[2], inputs[3], nullptr, 0)};
+    return {layer->forward(inputs[0], inputs[1], inputs[2], as_mask(inputs[3]), nullptr, 0)};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -258,7 +269,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
       at::autocast::set_autocast_enabled(at::kCUDA, ac);
       at::autocast::set_autocast_dtype(at::kCUDA,
                                        static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
-      out = layer->forward(x, saved[1], saved[2], saved[3], nullptr, 0);
+      out = layer->forward(x, saved[1], saved[2], as_mask(saved[3]), nullptr, 0);
       at::autocast::set_autocast_enabled(at::kCUDA, prev);
       at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype);
       if (ac) at::autocast::clear_cache();
@@ -291,8 +302,21 @@ CausalLMImpl::CausalLMImpl(const ModelArgs& a, const at::TensorOptions& o) : rop
   for (auto& m : *model->layers) layer_list.push_back(std::dynamic_pointer_cast<DecoderLayerImpl>(m));
 }
 
-at::Tensor CausalLMImpl::forward(const at::Tensor& tokens, const at::Tensor& positions,
-                                 const at::Tensor& attention_mask, KvCache* cache, const ForwardOptions& opts) {
+namespace {
+
+// True when every row is real tokens followed only by padding (1..1 0..0): causal attention is then exact for
+// the real tokens (they never see a later position, so never a padding key), and no mask is needed.
+bool right_padded(const at::Tensor& attention_mask) {  // [B, T]
+  if (attention_mask.size(1) < 2) return true;
+  const int64_t T = attention_mask.size(1);
+  auto m = attention_mask.ne(0);                                             // [B, T] bool
+  return m.narrow(1, 1, T - 1).le(m.narrow(1, 0, T - 1)).all().item<bool>();  // never 0 then 1
+}
+
+}  // namespace
+
+at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& positions,
+                                const at::Tensor& attention_mask, KvCache* cache, const ForwardOptions& opts) {
   RLVR_CHECK(tokens.dim() == 2, "forward: tokens must be [B, T], got {} dims", tokens.dim());
   const auto B = tokens.size(0), T = tokens.size(1);
   const auto dev = model->embed_tokens->weight.device();
@@ -301,20 +325,20 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& tokens, const at::Tensor& pos
                                  : at::arange(T, at::TensorOptions().dtype(at::kLong).device(dev)).expand({B, T});
   RLVR_CHECK(pos.sizes() == tok.sizes(), "forward: positions {} must match tokens {}", c10::str(pos.sizes()),
              c10::str(tok.sizes()));
-  auto [cos, sin] = rope(pos);  // [B, T, D] fp32
+  auto [cos, sin] = rope(pos);  // [B, T, D] fp32, shared by every layer
   at::Tensor mask;              // undefined: plain causal (S == T)
   if (cache == nullptr && attention_mask.defined()) {
     RLVR_CHECK(attention_mask.sizes() == tok.sizes(), "forward: attention_mask {} must match tokens {}",
                c10::str(attention_mask.sizes()), c10::str(tok.sizes()));
-    mask = training_attention_mask(attention_mask.to(dev));  // [B, 1, T, T]
+    auto am = attention_mask.to(dev);
+    if (!right_padded(am)) mask = training_attention_mask(am);  // [B, 1, T, T]
   }
   auto h = at::embedding(model->embed_tokens->weight, tok);  // [B, T, H]
   const bool ckpt = opts.gradient_checkpointing && cache == nullptr && at::GradMode::is_enabled();
-  if (ckpt && !mask.defined()) mask = training_attention_mask(at::ones_like(tok));
   for (size_t i = 0; i < layer_list.size(); ++i) {
     auto& layer = layer_list[i];
     if (ckpt) {
-      torch::autograd::variable_list in{h, cos, sin, mask};
+      torch::autograd::variable_list in{h, cos, sin, mask.defined() ? mask : at::empty({0}, at::kBool)};
       for (auto& p : layer->parameters()) in.push_back(p);
       // A TensorList (not a std::vector) so that autograd sees each tensor as an input of the node.
       h = CheckpointedLayer::apply(at::TensorList(in), reinterpret_cast<int64_t>(layer.get()))[0];
@@ -328,8 +352,17 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& tokens, const at::Tensor& pos
     auto idx = opts.logit_positions.to(dev, at::kLong).view({B, 1, 1}).expand({B, 1, h.size(2)});
     h = h.gather(1, idx);
   }
-  h = model->norm(h);                                                                   // [B, T, H]
-  if (lm_head) return lm_head(h);                                                       // [B, T, V]
+  return model->norm(h);  // [B, T, H]
+}
+
+const at::Tensor& CausalLMImpl::lm_head_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;  // [V, H]
+}
+
+at::Tensor CausalLMImpl::forward(const at::Tensor& tokens, const at::Tensor& positions,
+                                 const at::Tensor& attention_mask, KvCache* cache, const ForwardOptions& opts) {
+  auto h = hidden(tokens, positions, attention_mask, cache, opts);  // [B, T, H]
+  if (lm_head) return lm_head(h);                                    // [B, T, V]
   const auto& E = model->embed_tokens->weight;
   if (packed_embed.defined() && !at::GradMode::is_enabled() && h.scalar_type() == at::kFloat && h.device().is_cpu() &&
       E._version() == packed_embed_version) {

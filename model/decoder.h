@@ -88,6 +88,10 @@ class CausalLMImpl : public torch::nn::Module {
   CausalLMImpl(const ModelArgs& a, const at::TensorOptions& o);
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
                      KvCache* cache, const ForwardOptions& opts);
+  // forward without the lm_head: the final-norm hidden states [B, T, H] (or [B, 1, H] with logit_positions).
+  at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& attention_mask,
+                    KvCache* cache, const ForwardOptions& opts);
+  const at::Tensor& lm_head_weight() const;  // [V, H]: lm_head.weight, or embed_tokens.weight when tied
   void pack_weights();    // see CausalLM::pack_weights
   void unpack_weights();
   Backbone model{nullptr};

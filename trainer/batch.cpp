@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "common/error.h"
-#include "trainer/policy_loss.h"
+#include "model/lm_head_logprobs.h"
 
 namespace rlvr::trainer {
 
@@ -54,20 +54,24 @@ ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b,
                                    bool want_entropy, bool grad_entropy, bool gradient_checkpointing) {
   model::ForwardOptions fo;
   fo.gradient_checkpointing = gradient_checkpointing;
-  auto logits = model.forward(b.tokens, b.positions, b.attn_mask, nullptr, fo);  // [B, T, V]
-  const int64_t T = logits.size(1);
-  auto pred = logits.narrow(1, 0, T - 1).to(at::kFloat);  // [B, T-1, V] fp32 before the temperature, as the sampler
-  if (temperature > 0 && temperature != 1.0) pred = pred / temperature;
-  auto targets = b.tokens.narrow(1, 1, T - 1);                                    // [B, T-1]
-  auto all_lp = model::token_logprobs(pred, targets);                             // [B, T-1] fp32
+  auto h = model.forward_hidden(b.tokens, b.positions, b.attn_mask, fo);  // [B, T, H]
+  const int64_t B = h.size(0), T = h.size(1), Hd = h.size(2), L = b.resp_index.size(1);
+  // Only real response tokens reach the lm_head: N = their count, rows picked from the flattened batch.
+  auto sel = b.resp_mask.reshape({B * L}).gt(0).nonzero().squeeze(1);  // [N] into [B * L]
+  auto row_base = at::arange(B, b.resp_index.options()).mul_(T).unsqueeze(1);  // [B, 1]
+  auto src = (b.resp_index + row_base).reshape({B * L}).index_select(0, sel);  // [N] into [B * T]
+  auto hs = h.reshape({B * T, Hd}).index_select(0, src);                        // [N, H]
+  auto tgt = b.resp_tokens.reshape({B * L}).index_select(0, sel);               // [N]
+  model::LmHeadLogprobOptions o;
+  o.temperature = temperature > 0 ? temperature : 1.0;  // greedy rollouts are scored at temperature 1
+  o.entropy = want_entropy;
+  auto r = model::lm_head_logprobs(hs, model.lm_head_weight(), tgt, o);  // [N] fp32
+  auto zeros = at::zeros({B * L}, r.logp.options());                      // [B * L] fp32
   ResponseLogprobs out;
-  out.logp = all_lp.gather(1, b.resp_index) * b.resp_mask;                        // [B, L]
+  out.logp = zeros.index_copy(0, sel, r.logp).view({B, L});  // [B, L], 0 at padding
   if (want_entropy) {
-    // Entropy only at response positions: gather those rows of the logits first ([B, L, V]).
-    auto idx = b.resp_index.unsqueeze(-1).expand({-1, -1, pred.size(2)});
-    auto rows = pred.gather(1, idx);
-    if (!grad_entropy) rows = rows.detach();
-    out.entropy = token_entropy(rows) * b.resp_mask;                               // [B, L]
+    auto e = grad_entropy ? r.entropy : r.entropy.detach();
+    out.entropy = zeros.index_copy(0, sel, e).view({B, L});  // [B, L]
   }
   return out;
 }

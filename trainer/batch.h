@@ -1,5 +1,6 @@
 // Packing prompt + response token lists into padded training tensors, and the response log-probs of a
-// forward pass. Rows are right-padded; positions are 0..len-1 (as HF builds them for right padding).
+// forward pass. Rows are right-padded (so attention needs no mask); positions are 0..len-1 (as HF builds them
+// for right padding).
 // Legend: B = sequences, T = longest prompt+response, L = longest response, V = vocab.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -29,8 +30,11 @@ struct ResponseLogprobs {
   at::Tensor entropy;  // [B, L] fp32 per-token entropy (only when requested; detached unless grad_entropy)
 };
 
-// One forward over the packed batch; logits are divided by `temperature` (the sampling temperature, so the
-// ratio against the rollout's log-probs starts at 1).
+// One forward over the packed batch up to the final hidden states, then model::lm_head_logprobs at the real
+// response positions only (no [B, T, V] logits; memory for the backward O(tokens x hidden)). Logits are divided
+// by `temperature` (the sampling temperature, so the ratio against the rollout's log-probs starts at 1; <= 0,
+// greedy, scores at 1). Entropy costs one extra reduction per chunk in the forward; with grad_entropy it also
+// adds its term to the backward (needed only when the loss has an entropy bonus).
 ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b, double temperature,
                                    bool want_entropy, bool grad_entropy, bool gradient_checkpointing = false);
 

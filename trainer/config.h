@@ -112,7 +112,7 @@ struct AlgorithmConfig {
   double kl_coef = 0.0;                  // beta; 0 = no reference model
   std::string kl_estimator = "k3";       // k1 | k2 | k3 (k3 = verl low_var_kl, clamped)
   bool kl_in_reward = false;             // subtract beta*KL from the reward instead of adding it to the loss
-  double entropy_coef = 0.0;             // entropy bonus
+  double entropy_coef = 0.0;             // entropy bonus; != 0 also backpropagates through the entropy
   int32_t ppo_epochs = 1;                // mu: passes over each batch (TRL num_iterations)
   bool dynamic_sampling = false;         // DAPO: drop groups with accuracy all 0 or all 1, refill
   int32_t max_gen_batches = 4;           // dynamic sampling: generation rounds per step at most
@@ -131,7 +131,9 @@ struct AlgorithmConfig {
     v.field("kl_coef", kl_coef, "KL coefficient beta; 0 = no reference model", at_least(0, 1e6));
     v.field("kl_estimator", kl_estimator, "k1 | k2 | k3 (low_var_kl, clamped)");
     v.field("kl_in_reward", kl_in_reward, "apply KL as a reward penalty instead of a loss term");
-    v.field("entropy_coef", entropy_coef, "entropy bonus coefficient", at_least(-1e6, 1e6));
+    v.field("entropy_coef", entropy_coef,
+            "entropy bonus coefficient; != 0 adds the entropy's gradient pass (the entropy_mean metric is always "
+            "computed, without gradient)", at_least(-1e6, 1e6));
     v.field("ppo_epochs", ppo_epochs, "mu: optimisation passes per batch (TRL num_iterations)", at_least(1, 1000));
     v.field("dynamic_sampling", dynamic_sampling, "DAPO dynamic sampling on the accuracy reward");
     v.field("max_gen_batches", max_gen_batches, "dynamic sampling: generation rounds per step at most",

@@ -1,5 +1,5 @@
 // bench_model: CausalLM tokens per second on CPU, forward (no grad) or forward+backward through
-// token_logprobs, on the same inputs as bench/model/hf_forward.py (B rows of T tokens, the last row
+// lm_head_logprobs, on the same inputs as bench/model/hf_forward.py (B rows of T tokens, the last row
 // right-padded by a quarter). Prints one JSON line; bench/model/run.sh puts it beside transformers.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/causal_lm.h"
+#include "model/lm_head_logprobs.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"CausalLM forward tokens/s"};
@@ -41,9 +42,10 @@ int main(int argc, char** argv) {
       lm->forward(ids, at::Tensor(), mask);
     } else {
       lm->module().train();
-      auto logits = lm->forward(ids, at::Tensor(), mask, nullptr, opts);                      // [B, T, V]
-      auto lp = rlvr::model::token_logprobs(logits.narrow(1, 0, T - 1), ids.narrow(1, 1, T - 1));  // [B, T-1]
-      (lp * mask.narrow(1, 1, T - 1)).sum().backward();
+      auto h = lm->forward_hidden(ids, at::Tensor(), mask, opts);  // [B, T, H]
+      auto hs = h.narrow(1, 0, T - 1).reshape({B * (T - 1), h.size(2)});  // [N, H]: every next-token prediction
+      auto lp = rlvr::model::lm_head_logprobs(hs, lm->lm_head_weight(), ids.narrow(1, 1, T - 1).reshape({-1})).logp;
+      (lp * mask.narrow(1, 1, T - 1).reshape({-1})).sum().backward();
       for (auto& p : lm->parameters()) p.mutable_grad() = at::Tensor();
     }
   };

@@ -1,0 +1,131 @@
+// response_logprobs (forward_hidden + lm_head_logprobs at response positions) against the straightforward path:
+// full [B, T, V] logits from CausalLM::forward, log_softmax and entropy in fp64, gathered at the response
+// positions. Values and the gradients of a loss through log-probs and entropy, on padded batches, for each
+// architecture and temperatures 1.0 and 0.7; with and without gradient checkpointing.
+// Legend: B = rows, L = longest response, V = vocab.
+#include <catch2/catch.hpp>
+#include <torch/autograd.h>
+#include <torch/torch.h>
+
+#include "model/causal_lm.h"
+#include "trainer/batch.h"
+
+using namespace rlvr;
+
+namespace {
+
+model::ModelArgs small_args(const std::string& type) {
+  model::ModelArgs a;
+  a.model_type = type;
+  a.vocab_size = 151;
+  a.hidden_size = 32;
+  a.intermediate_size = 48;
+  a.num_hidden_layers = 2;
+  a.num_attention_heads = 4;
+  a.num_key_value_heads = 2;
+  a.attention_bias = type != "qwen3";
+  a.qk_norm = type == "qwen3";
+  a.tie_word_embeddings = type == "qwen2";
+  if (type == "llama") a.rope_scaling_factor = 8.0, a.rope_original_max_position = 8;
+  return a;
+}
+
+struct Batch {
+  std::vector<std::vector<int64_t>> prompts, responses;
+  trainer::PackedBatch pb;
+};
+
+Batch make_batch(int64_t vocab) {
+  Batch b;
+  torch::manual_seed(21);
+  auto draw = [&](int64_t n) {
+    auto t = torch::randint(0, vocab, {n}, torch::kLong);
+    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+  };
+  // Different prompt and response lengths (padding in both), one empty response.
+  for (auto [p, r] : std::vector<std::pair<int, int>>{{3, 6}, {5, 2}, {2, 0}, {4, 4}})
+    b.prompts.push_back(draw(p)), b.responses.push_back(draw(r));
+  std::vector<const std::vector<int64_t>*> pr, rs;
+  for (size_t i = 0; i < b.prompts.size(); ++i) pr.push_back(&b.prompts[i]), rs.push_back(&b.responses[i]);
+  b.pb = trainer::pack_batch(pr, rs, /*pad_id=*/0, torch::kCPU);
+  return b;
+}
+
+struct Result {
+  torch::Tensor logp, entropy;     // [B, L] fp64
+  std::vector<torch::Tensor> grads;  // per parameter, fp64
+};
+
+// loss = sum(a * logp * mask) + sum(c * entropy * mask), a and c fixed per token.
+Result run(model::CausalLM& lm, const trainer::PackedBatch& pb, double temp, bool reference, bool ckpt) {
+  const auto L = pb.resp_mask.size(1), B = pb.resp_mask.size(0);
+  torch::manual_seed(8);
+  auto a = torch::randn({B, L}, torch::kDouble), c = torch::randn({B, L}, torch::kDouble);
+  auto params = lm.parameters();
+  torch::Tensor logp, ent;
+  if (reference) {
+    auto logits = lm.forward(pb.tokens, pb.positions, pb.attn_mask).to(torch::kDouble) / temp;  // [B, T, V]
+    auto idx = pb.resp_index.unsqueeze(-1).expand({B, L, logits.size(2)});
+    auto lsm = torch::log_softmax(logits.gather(1, idx), -1);                                // [B, L, V]
+    logp = lsm.gather(-1, pb.resp_tokens.unsqueeze(-1)).squeeze(-1) * pb.resp_mask;         // [B, L]
+    ent = -(lsm.exp() * lsm).sum(-1) * pb.resp_mask;                                        // [B, L]
+  } else {
+    auto r = trainer::response_logprobs(lm, pb, temp, /*want_entropy=*/true, /*grad_entropy=*/true, ckpt);
+    logp = r.logp.to(torch::kDouble);
+    ent = r.entropy.to(torch::kDouble);
+  }
+  auto loss = (a * logp * pb.resp_mask).sum() + (c * ent * pb.resp_mask).sum();
+  auto g = torch::autograd::grad({loss}, params, {}, false, false, /*allow_unused=*/true);
+  Result out{logp.detach(), ent.detach(), {}};
+  for (auto& t : g) out.grads.push_back(t.defined() ? t.to(torch::kDouble) : torch::Tensor());
+  return out;
+}
+
+}  // namespace
+
+// Tolerance: both paths run the same fp32 decoder; they differ in the head (chunked fp32 vs fp64 softmax:
+// about 2 H u max|z| + V u, u = 2^-24, see tests/model/test_lm_head_logprobs.cpp, i.e. < 1e-5 here) and in the
+// order of fp32 sums in the backward through 2 layers (each GEMM of length <= 4 H: <= 4 H u relative to the sum
+// of absolute terms, ~1e-5). So log-probs and entropy to 2e-5 absolute, each parameter's gradient to 1e-4 of
+// its largest entry.
+TEST_CASE("response_logprobs equals full logits in fp64 in value and gradient", "[trainer][logprobs]") {
+  for (const char* type : {"qwen2", "llama", "qwen3"}) {
+    for (double temp : {1.0, 0.7}) {
+      SECTION(std::string(type) + " temperature " + std::to_string(temp)) {
+        auto lm = model::CausalLM::from_args(small_args(type), 9, torch::kCPU);
+        auto b = make_batch(lm->args().vocab_size);
+        auto ref = run(*lm, b.pb, temp, true, false);
+        for (bool ckpt : {false, true}) {
+          auto got = run(*lm, b.pb, temp, false, ckpt);
+          INFO("gradient_checkpointing " << ckpt);
+          CHECK((got.logp - ref.logp).abs().max().item<double>() < 2e-5);
+          CHECK((got.entropy - ref.entropy).abs().max().item<double>() < 2e-5);
+          CHECK(got.logp[2].abs().sum().item<double>() == 0);  // empty response: nothing scored
+          REQUIRE(got.grads.size() == ref.grads.size());
+          for (size_t i = 0; i < got.grads.size(); ++i) {
+            REQUIRE(ref.grads[i].defined());
+            const double scale = ref.grads[i].abs().max().item<double>();
+            CHECK(scale > 1e-6);  // every parameter gets a gradient (embedding, layers, norms, head)
+            CHECK((got.grads[i] - ref.grads[i]).abs().max().item<double>() <= 1e-4 * scale);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("response_logprobs: entropy without grad_entropy is detached and temperature <= 0 scores at 1",
+          "[trainer][logprobs]") {
+  auto lm = model::CausalLM::from_args(small_args("qwen2"), 9, torch::kCPU);
+  auto b = make_batch(lm->args().vocab_size);
+  auto r = trainer::response_logprobs(*lm, b.pb, 1.0, true, false);
+  CHECK(r.logp.requires_grad());
+  CHECK_FALSE(r.entropy.requires_grad());
+  CHECK((r.entropy.sum(1) > 0).sum().item<int64_t>() == 3);  // three rows have response tokens
+  auto none = trainer::response_logprobs(*lm, b.pb, 1.0, false, false);
+  CHECK_FALSE(none.entropy.defined());
+  auto greedy = trainer::response_logprobs(*lm, b.pb, 0.0, false, false);
+  CHECK(torch::equal(greedy.logp, none.logp));
+  auto hot = trainer::response_logprobs(*lm, b.pb, 0.7, false, false);
+  CHECK((hot.logp - none.logp).abs().max().item<double>() > 1e-3);  // the temperature does reach the head
+}
