@@ -323,7 +323,7 @@ void write_status(const Job& j, const std::string& status, int rc, const std::st
 int run_ablation(const AblationConfig& ab, const AblateRunOptions& opts) {
   g_stop_signal = 0;
   install_handlers();
-  Ctx c{ab, opts, AblationLayout{fs::path(ab.out_dir())}};
+  Ctx c{ab, opts, AblationLayout{fs::path(ab.out_dir())}, /*threads=*/1, /*eval_yaml=*/{}, /*start_model=*/{}};
   const int parallel = opts.parallel > 0 ? opts.parallel : ab.schedule.parallel;
   const int total_threads = ab.schedule.threads > 0 ? ab.schedule.threads
                                                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
