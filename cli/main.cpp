@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   cli::add_launch(app, run);
   cli::add_config(app, run);
   cli::add_quickstart(app, run);
+  cli::add_ablate(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -179,6 +179,7 @@ void write_line_plot(const std::filesystem::path& path, const std::string& title
     if (s.markers || s.x.size() == 1)
       for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
         if (std::isfinite(s.y[i])) cv.rect(static_cast<int>(X(s.x[i])) - 3, static_cast<int>(Y(s.y[i])) - 3, 7, 7, s.rgb);
+    if (s.name.empty()) continue;  // unnamed series (e.g. the edges of a band) have no legend entry
     cv.rect(lx, ly, 14, 7, s.rgb);
     cv.text(lx + 18, ly, s.name);
     lx += 30 + 6 * static_cast<int>(s.name.size());

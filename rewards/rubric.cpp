@@ -95,6 +95,18 @@ VerifyOptions verify_options_from_args(ArgReader& a) {
   return o;
 }
 
+double random_unit(uint64_t seed, std::string_view reference, std::string_view completion) {
+  // FNV-1a over seed, reference and text (with a separator), then the SplitMix64 finaliser for the low bits.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&h](unsigned char c) { h = (h ^ c) * 0x100000001b3ULL; };
+  for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(seed >> (8 * i)));
+  for (char c : reference) mix(static_cast<unsigned char>(c));
+  mix(0xff);
+  for (char c : completion) mix(static_cast<unsigned char>(c));
+  h ^= h >> 30, h *= 0xbf58476d1ce4e5b9ULL, h ^= h >> 27, h *= 0x94d049bb133111ebULL, h ^= h >> 31;
+  return double(h >> 11) * 0x1.0p-53;
+}
+
 // ---------------------------------------------------------------------------------------------------
 namespace {
 
@@ -250,6 +262,21 @@ class Repetition : public RewardFunction {
   double max_penalty_;
 };
 
+// A control for reward ablations (Shao et al. 2025, "Spurious Rewards"): 1 with probability `rate`, else 0,
+// independent of correctness. The draw is a hash of (seed, reference, completion text), so it is
+// reproducible across resumes and ranks, and two identical completions of a group get the same value.
+class RandomReward : public RewardFunction {
+ public:
+  RandomReward(double rate, uint64_t seed) : rate_(rate), seed_(seed) {}
+  double score(const CompletionInput& in, VerifyCache&) const override {
+    return random_unit(seed_, in.reference, in.completion) < rate_ ? 1.0 : 0.0;
+  }
+
+ private:
+  double rate_;
+  uint64_t seed_;
+};
+
 void register_builtins(Registry& r) {
   auto add = [&](RewardInfo info, RewardFactory f) {
     std::string name = info.name;
@@ -314,6 +341,16 @@ void register_builtins(Registry& r) {
         RLVR_CONFIG_CHECK(mp <= 0, "reward 'repetition': args.max_penalty must be <= 0, got {}", mp);
         a.finish();
         return std::make_unique<Repetition>(n, mp);
+      });
+  add({"random_reward", "control: 1 with probability `rate`, else 0, independent of the answer (deterministic per completion)",
+       "rate=0.5 (probability of 1, in [0, 1]), seed=0"},
+      [](const StringMap& args) -> std::unique_ptr<RewardFunction> {
+        ArgReader a{"random_reward", args, {}};
+        double rate = a.num("rate", 0.5);
+        int64_t seed = a.integer("seed", 0);
+        RLVR_CONFIG_CHECK(rate >= 0 && rate <= 1, "reward 'random_reward': args.rate must be in [0, 1], got {}", rate);
+        a.finish();
+        return std::make_unique<RandomReward>(rate, static_cast<uint64_t>(seed));
       });
 }
 

@@ -1,6 +1,6 @@
 // Reward functions registered by name and the Rubric that combines them from YAML (`rewards:` list of
 // RewardSpec {name, weight, args}). Built-ins: math_accuracy, format, tag_count, soft_overlong, cosine,
-// repetition (see `rlvr verify --list-rewards` / docs/rewards.md). Scoring runs on a thread pool and
+// repetition, random_reward (see `rlvr verify --list-rewards` / docs/rewards.md). Scoring runs on a thread pool and
 // never throws on completion text; configuration errors throw ConfigError naming the function and key.
 #pragma once
 #include <cstdint>
@@ -93,6 +93,9 @@ struct ArgReader {
   bool boolean(const std::string& key, bool def);
   void finish() const;  // unknown keys -> ConfigError with the known ones
 };
+
+// A uniform draw in [0, 1) that depends only on its arguments (the `random_reward` control's coin).
+double random_unit(uint64_t seed, std::string_view reference, std::string_view completion);
 
 // VerifyOptions from accuracy-function args (float_rounding, extraction: lenient|strict, boxed_first...).
 VerifyOptions verify_options_from_args(ArgReader& a);
