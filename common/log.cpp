@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace rlvr::log {
 namespace {
@@ -67,6 +68,13 @@ void set_rank(int rank) {
   }
 }
 
-void write(Level level, const std::string& msg) { logger().log(to_spd(level), "{}", msg); }
+void write(Level level, const std::string& msg) {
+  // A progress line on the terminal is cleared before the message and redrawn after it.
+  struct LineGuard {
+    LineGuard() { progress_before_log(); }
+    ~LineGuard() { progress_after_log(); }
+  } guard;
+  logger().log(to_spd(level), "{}", msg);
+}
 
 }  // namespace rlvr::log

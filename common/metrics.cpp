@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/tensorboard.h"
 
 namespace rlvr {
 
@@ -26,6 +27,7 @@ void MetricsSink::write(int64_t step, const MetricMap& metrics) {
   }
   out_ << j.dump() << '\n';
   out_.flush();
+  if (tb_) tb_->add_scalars(step, metrics);
 }
 
 std::string MetricsSink::console_line(int64_t step, const MetricMap& metrics,

@@ -1,6 +1,7 @@
 #include "trainer/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "common/error.h"
@@ -213,6 +214,8 @@ void validate(const Config& c) {
   RLVR_CONFIG_CHECK(c.distributed.timeout_s >= 1, "distributed.timeout_s must be >= 1, got {}", c.distributed.timeout_s);
   one_of("logging.level", c.logging.level, {"debug", "info", "warn", "error"});
   RLVR_CONFIG_CHECK(c.logging.console_every >= 1, "logging.console_every must be >= 1, got {}", c.logging.console_every);
+  RLVR_CONFIG_CHECK(std::isfinite(c.logging.progress_every_s) && c.logging.progress_every_s >= 0,
+                    "logging.progress_every_s must be a number of seconds >= 0, got {}", c.logging.progress_every_s);
 }
 
 std::string to_yaml(const Config& cc) {

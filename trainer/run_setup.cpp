@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "data/source.h"
 #include "data/tasks.h"
 #include "trainer/stop_signal.h"
@@ -20,6 +21,8 @@ RunContext setup_run(const Config& cfg, const std::string& kind) {
   ctx.comm = dist::make_communicator(cfg.distributed, want.is_cuda() ? at::Device(at::kCUDA) : want);
   ctx.device = want.is_cuda() ? ctx.comm->device() : want;
   log::set_rank(ctx.comm->rank());
+  set_progress_enabled(cfg.logging.progress && ctx.comm->is_main());
+  set_progress_interval(cfg.logging.progress_every_s);
   ctx.run_dir = cfg.output_dir();
   ctx.checkpoints_dir = ctx.run_dir / "checkpoints";
   ctx.resolved_yaml = to_yaml(cfg);
