@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "data/source.h"
 #include "trainer/config.h"
 #include "trainer/evaluate.h"
@@ -51,6 +52,8 @@ void add_eval(CLI::App& app, Action& run) {
       if (o->difficulty > 0) c.data.task_difficulty = o->difficulty;
       if (o->seed >= 0) c.run.seed = o->seed;
       validate(c);
+      set_progress_enabled(c.logging.progress);
+      set_progress_interval(c.logging.progress_every_s);
       auto device = trainer::resolve_device(c.run.device);
       auto scratch = std::filesystem::temp_directory_path() / "rlvr-eval";
       auto policy = trainer::load_policy(c.model, scratch, c.run.seed, device);

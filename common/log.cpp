@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/progress.h"
 
 namespace rlvr::log {
 namespace {
@@ -74,6 +75,13 @@ std::string clip(const std::string& s, size_t max) {
   return fmt::format("{} ... [{} more bytes]", s.substr(0, cut), s.size() - cut);
 }
 
-void write(Level level, const std::string& msg) { logger().log(to_spd(level), "{}", clip(msg)); }
+void write(Level level, const std::string& msg) {
+  // A progress line on the terminal is cleared before the message and redrawn after it.
+  struct LineGuard {
+    LineGuard() { progress_before_log(); }
+    ~LineGuard() { progress_after_log(); }
+  } guard;
+  logger().log(to_spd(level), "{}", clip(msg));
+}
 
 }  // namespace rlvr::log

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/tensorboard.h"
 
 namespace rlvr {
 
@@ -23,6 +24,7 @@ void MetricsSink::write(int64_t step, const MetricMap& metrics) {
     else j[k] = nullptr;
   }
   out_.append_line(j.dump());
+  if (tb_) tb_->add_scalars(step, metrics);
 }
 
 std::string MetricsSink::console_line(int64_t step, const MetricMap& metrics,

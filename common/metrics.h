@@ -4,6 +4,7 @@
 #pragma once
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 namespace rlvr {
 
+class TensorBoardWriter;
 using MetricMap = std::map<std::string, double>;
 
 class MetricsSink {
@@ -20,11 +22,14 @@ class MetricsSink {
   // Writes {"step": step, <metrics...>}; non-finite values are written as null (valid JSON).
   void write(int64_t step, const MetricMap& metrics);
   // "step 3 | reward 0.412 | acc 0.375 | ..." from the keys present in `metrics`, in `keys` order.
+  // Also writes every metric as a TensorBoard scalar at its step (common/tensorboard.h).
+  void attach_tensorboard(std::shared_ptr<TensorBoardWriter> tb) { tb_ = std::move(tb); }
   static std::string console_line(int64_t step, const MetricMap& metrics,
                                   const std::vector<std::pair<std::string, std::string>>& keys);
 
  private:
   CheckedAppender out_;
+  std::shared_ptr<TensorBoardWriter> tb_;
 };
 
 }  // namespace rlvr

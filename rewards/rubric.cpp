@@ -435,12 +435,16 @@ Rubric::Score Rubric::score_one(const CompletionInput& in) const {
   return s;
 }
 
-std::vector<Rubric::Score> Rubric::score(const std::vector<CompletionInput>& inputs, int threads) const {
+std::vector<Rubric::Score> Rubric::score(const std::vector<CompletionInput>& inputs, int threads,
+                                         const std::function<void(size_t)>& on_scored) const {
   std::vector<Score> out(inputs.size());
   int nt = std::max(1, std::min<int>(threads, int(inputs.size())));
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < inputs.size();) out[i] = score_one(inputs[i]);
+    for (size_t i; (i = next.fetch_add(1)) < inputs.size();) {
+      out[i] = score_one(inputs[i]);
+      if (on_scored) on_scored(1);
+    }
   };
   std::vector<std::thread> pool;
   for (int t = 1; t < nt; ++t) pool.emplace_back(work);

@@ -353,6 +353,8 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
     if (run.active.empty()) continue;
     run.decode_step();
     run.retire();
+    if (opts_.on_progress)
+      opts_.on_progress(std::count(run.done.begin(), run.done.end(), 1), stats_.generated_tokens);
   }
   if (opts_.detokenize) {
     for (auto& c : run.out) c.text = opts_.detokenize(c.ids);

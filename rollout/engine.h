@@ -47,6 +47,9 @@ struct RolloutOptions {
   Detokenize detokenize = {};       // ids -> text; needed for stop strings and Completion::text
   bool tune_malloc = true;          // glibc: keep freed multi-MB blocks in the process (process-wide mallopt;
                                     // avoids page faults every decode step, ~1.5x CPU time on the bench model)
+  // Called after every decode step with the completions finished so far and the tokens sampled in this
+  // generate() call (progress displays); empty = none.
+  std::function<void(int64_t done, int64_t tokens)> on_progress = {};
   bool pack_weights = true;         // CPU fp32: oneDNN-prepacked weight copies for the call (CausalLM::pack_weights)
 };
 

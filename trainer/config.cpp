@@ -1,6 +1,7 @@
 #include "trainer/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "common/error.h"
@@ -225,6 +226,8 @@ void validate(const Config& c) {
                     c.train.prompts_per_step, c.train.mini_batches);
   one_of("distributed.backend", c.distributed.backend, {"auto", "nccl", "gloo", "mpi"});
   one_of("logging.level", c.logging.level, {"debug", "info", "warn", "error"});
+  RLVR_CONFIG_CHECK(std::isfinite(c.logging.progress_every_s) && c.logging.progress_every_s >= 0,
+                    "logging.progress_every_s must be a number of seconds >= 0, got {}", c.logging.progress_every_s);
 }
 
 std::string to_yaml(const Config& cc) {

@@ -210,11 +210,19 @@ struct DistributedConfig {
 struct LoggingConfig {
   std::string level = "info";            // debug | info | warn | error
   int32_t console_every = 1;             // print a metrics line every N steps
-  bool progress = true;                  // progress display for long loops
+  bool progress = true;                  // progress display for long phases (generation, scoring, eval, steps)
+  double progress_every_s = 30.0;        // seconds between plain progress lines when stderr is not a terminal
+  bool tensorboard = true;               // rank 0: TensorBoard event files in <output_dir>/tensorboard/
   template <class V> void visit(V& v) {
     v.field("level", level, "debug | info | warn | error");
     v.field("console_every", console_every, "print a metrics line every N steps", at_least(1));
-    v.field("progress", progress, "progress display for long loops");
+    v.field("progress", progress,
+            "progress of long phases on stderr: a redrawn bar on a terminal, else a plain line every progress_every_s");
+    v.field("progress_every_s", progress_every_s,
+            "seconds between plain progress lines when stderr is not a terminal (CI, SLURM); 0 = every update",
+            at_least(0, 86400));
+    v.field("tensorboard", tensorboard,
+            "write every metric of metrics.jsonl and the resolved config to <output_dir>/tensorboard/ (rank 0)");
   }
 };
 

@@ -1,10 +1,12 @@
 #include "trainer/evaluate.h"
 
+#include <chrono>
 #include <fstream>
 
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "data/estimators.h"
 #include "data/tasks.h"
 #include "rewards/verifier.h"
@@ -49,6 +51,12 @@ EvalReport evaluate(const Policy& policy, const data::Dataset& problems, const D
   ro.seed = opts.seed;
   const auto& tok = policy.tokenizer;
   ro.detokenize = [&tok](const std::vector<int64_t>& ids) { return tok.decode(ids, /*skip_special=*/true); };
+  Progress bar("eval", static_cast<int64_t>(problems.size()) * opts.samples, "completions");
+  auto t_gen = std::chrono::steady_clock::now();
+  ro.on_progress = [&](int64_t done, int64_t tokens) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_gen).count();
+    bar.set(done, fmt::format("{:.0f} tok/s", tokens / std::max(1e-9, s)));
+  };
   rollout::RolloutEngine engine(policy.model, ro);
   auto sp = opts.sampling;
   if (sp.eos_ids.empty()) sp.eos_ids = policy.eos_ids;
@@ -56,6 +64,7 @@ EvalReport evaluate(const Policy& policy, const data::Dataset& problems, const D
   policy.model->module().eval();
   auto completions = engine.generate(prompt_ids, sp, opts.samples);
   if (was_training) policy.model->module().train();
+  bar.finish();
 
   std::ofstream per_sample;
   if (!opts.per_sample_path.empty()) {

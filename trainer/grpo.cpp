@@ -12,6 +12,8 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/progress.h"
+#include "common/tensorboard.h"
 #include "data/sampler.h"
 #include "rewards/rubric.h"
 #include "rewards/verifier.h"
@@ -162,6 +164,7 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
       write_file_atomic(mpath, kept);
     }
     sink_ = std::make_unique<MetricsSink>(mpath, /*append=*/start_step_ > 0);
+    if (c.logging.tensorboard) sink_->attach_tensorboard(open_run_tensorboard(ctx_.run_dir, start_step_, ctx_.resolved_yaml));
   } else {
     sink_ = std::make_unique<MetricsSink>("");
   }
@@ -194,15 +197,24 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   auto [lo, hi] = data::rank_slice(c.train.prompts_per_step, comm.rank(), comm.world_size());
   const int64_t target_groups = hi - lo;
   ro.prompt_index_base = lo;
+  Progress* gen_progress = nullptr;  // this round's display
+  auto gen_start = Clock::now();
+  ro.on_progress = [&](int64_t done, int64_t tokens) {
+    if (gen_progress) gen_progress->set(done, fmt::format("{:.0f} tok/s", tokens / std::max(1e-9, seconds_since(gen_start))));
+  };
   rollout::RolloutEngine engine(policy_.model, ro);
   int64_t kept_groups = 0;
   while (true) {
-    auto t0 = Clock::now();
+    auto t0 = gen_start = Clock::now();
     auto idx = sampler_->next_batch(c.train.prompts_per_step, comm.rank(), comm.world_size());
     std::vector<std::vector<int64_t>> prompts;
     for (auto i : idx) prompts.push_back(prompt_ids_[i]);
     std::vector<rollout::Completion> comps;
+    Progress gen_bar("generate", static_cast<int64_t>(prompts.size()) * G, "completions");
+    gen_progress = &gen_bar;
     if (!prompts.empty()) comps = engine.generate(prompts, sp, G);
+    gen_progress = nullptr;
+    gen_bar.finish();
     d.generated_tokens += engine.last_stats().generated_tokens;
     d.gen_s += seconds_since(t0);
     ++d.gen_rounds;
@@ -215,7 +227,9 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
       in.push_back({cp.text, rec.reference, cp.finish == rollout::FinishReason::length,
                     static_cast<int64_t>(cp.ids.size()), c.rollout.max_new_tokens});
     }
-    auto scores = rubric_.score(in, /*threads=*/0);
+    Progress score_bar("score", static_cast<int64_t>(in.size()), "completions");
+    auto scores = rubric_.score(in, /*threads=*/0, [&](size_t n) { score_bar.advance(static_cast<int64_t>(n)); });
+    score_bar.finish();
     d.score_s += seconds_since(t1);
 
     for (size_t g = 0; g < idx.size(); ++g) {
@@ -525,7 +539,8 @@ TrainResult GrpoLoop::run() {
     if (comm.is_main() && !ev.empty()) sink_->write(0, ev);
     res.last_eval = ev;
   }
-  for (int64_t step = start_step_ + 1; step <= c.train.steps; ++step) {
+  Progress steps_bar("train", c.train.steps - start_step_, "steps");
+  for (int64_t step = start_step_ + 1; step <= c.train.steps; ++step, steps_bar.advance()) {
     auto t_step = Clock::now();
     // generate + score (+ dynamic sampling rounds)
     StepData d = generate_and_score(step);

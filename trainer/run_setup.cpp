@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "data/source.h"
 #include "data/tasks.h"
 #include "trainer/stop_signal.h"
@@ -177,6 +178,8 @@ RunContext setup_run(const Config& cfg, const std::string& kind, const std::stri
   ctx.comm = dist::make_communicator(cfg.distributed, want.is_cuda() ? at::Device(at::kCUDA) : want);
   ctx.device = want.is_cuda() ? ctx.comm->device() : want;
   log::set_rank(ctx.comm->rank());
+  set_progress_enabled(cfg.logging.progress && ctx.comm->is_main());
+  set_progress_interval(cfg.logging.progress_every_s);
   if (ctx.comm->is_main()) {
     if (wipe) fs::remove_all(ctx.run_dir);
     fs::create_directories(ctx.run_dir);

@@ -9,6 +9,8 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/progress.h"
+#include "common/tensorboard.h"
 #include "data/sampler.h"
 #include "trainer/batch.h"
 #include "trainer/checkpoint.h"
@@ -71,6 +73,8 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     sampler.set_cursor(data::cursor_from_json(st.data_cursor));
   }
   MetricsSink sink(comm.is_main() ? ctx.run_dir / "metrics.jsonl" : std::filesystem::path(), start > 0);
+  if (comm.is_main() && c.logging.tensorboard)
+    sink.attach_tensorboard(open_run_tensorboard(ctx.run_dir, start, ctx.resolved_yaml));
   const auto& params = opt.grad_tensors();  // the .grad() to all-reduce: fp32 (the masters with bf16 weights)
   TrainResult res;
   std::string last_ckpt;
@@ -88,7 +92,8 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     }
     return out;
   };
-  for (int64_t step = start + 1; step <= c.train.steps; ++step) {
+  Progress steps_bar("sft", c.train.steps - start, "steps");
+  for (int64_t step = start + 1; step <= c.train.steps; ++step, steps_bar.advance()) {
     auto t0 = std::chrono::steady_clock::now();
     auto idx = sampler.next_batch(c.train.prompts_per_step, comm.rank(), comm.world_size());
     std::vector<std::vector<int64_t>> mbs;

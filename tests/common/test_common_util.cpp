@@ -7,6 +7,9 @@
 #include "common/metrics.h"
 #include "common/progress.h"
 
+#include <unistd.h>
+#include <cstdio>
+
 using namespace rlvr;
 
 TEST_CASE("edit distance and closest key", "[common]") {
@@ -40,10 +43,51 @@ TEST_CASE("metrics sink writes one JSON object per step, non-finite as null", "[
   CHECK(MetricsSink::console_line(3, {{"a", 0.123456}}, {{"a", "A"}, {"b", "B"}}) == "step 3 | A 0.1235");
 }
 
-TEST_CASE("progress renders done/total, percentage and rate", "[common]") {
-  Progress p("gen", 4, 10.0, /*enabled=*/false);
+TEST_CASE("progress renders done/total, percentage, rate and suffix", "[common]") {
+  set_progress_enabled(false);
+  Progress p("gen", 4, "completions");
   p.advance(1);
-  CHECK_THAT(p.render(), Catch::StartsWith("gen 1/4 (25%)"));
+  CHECK_THAT(p.render(), Catch::StartsWith("gen 1/4 (25%) "));
+  CHECK_THAT(p.render(), Catch::Contains(" completions/s"));
+  p.set(3, "120 tok/s");
+  CHECK_THAT(p.render(), Catch::StartsWith("gen 3/4 (75%) ") && Catch::EndsWith(" 120 tok/s"));
+  Progress unknown("scan", 0, "files");
+  unknown.advance(7);
+  CHECK_THAT(unknown.render(), Catch::StartsWith("scan 7 ") && !Catch::Contains("ETA"));
+  set_progress_enabled(true);
+}
+
+TEST_CASE("progress on a non-terminal prints plain lines of the nested displays", "[common]") {
+  // stderr to a file: the plain mode with interval 0 prints one line per update, outer display first.
+  auto path = std::filesystem::temp_directory_path() / "rlvr_test_progress.txt";
+  fflush(stderr);
+  int saved = dup(fileno(stderr));
+  REQUIRE(freopen(path.c_str(), "w", stderr) != nullptr);
+  set_progress_terminal(false);
+  set_progress_interval(0.0);
+  {
+    Progress outer("train", 2, "steps");
+    Progress inner("generate", 8, "completions");
+    inner.set(8, "5 tok/s");
+    inner.finish();
+    outer.advance();
+    set_progress_enabled(false);
+    outer.advance();  // silenced
+    set_progress_enabled(true);
+  }
+  fflush(stderr);
+  dup2(saved, fileno(stderr));
+  close(saved);
+  set_progress_interval(30.0);
+  auto text = read_file(path);
+  std::vector<std::string> lines;
+  for (size_t i = 0, j; (j = text.find('\n', i)) != std::string::npos; i = j + 1) lines.push_back(text.substr(i, j - i));
+  REQUIRE(lines.size() == 4);  // outer created, inner created, inner set, outer advanced (not the silenced one)
+  CHECK_THAT(lines[0], Catch::StartsWith("train 0/2 (0%)"));
+  CHECK_THAT(lines[2], Catch::StartsWith("train 0/2 (0%)") && Catch::Contains(" | generate 8/8 (100%)") &&
+                           Catch::EndsWith("5 tok/s"));
+  CHECK_THAT(lines[3], Catch::StartsWith("train 1/2 (50%)") && !Catch::Contains("generate"));
+  CHECK(text.find('\r') == std::string::npos);  // no terminal control characters in logs
 }
 
 #include "common/plot.h"
