@@ -20,7 +20,14 @@
 
 namespace rlvr::rollout {
 
-const char* to_string(FinishReason f) { return f == FinishReason::stop ? "stop" : "length"; }
+const char* to_string(FinishReason f) {
+  switch (f) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::aborted: return "aborted";
+  }
+  return "?";
+}
 
 namespace {
 
@@ -80,6 +87,7 @@ struct RolloutEngine::Run {
   const int64_t G;
   const uint64_t call;
   SlotKvCache& cache;
+  const GenerateControl& ctl;
   std::vector<Completion> out;              // [N * G]
   std::vector<int64_t> limit;               // per completion: most tokens it may have
   std::vector<char> done;                   // per completion
@@ -89,15 +97,63 @@ struct RolloutEngine::Run {
   std::map<int64_t, at::Tensor> last_logits;  // prompt -> [V] logits at its last position (while samples pend)
   std::unordered_set<int64_t> eos;
   size_t stop_window = 0;                   // tokens decoded for the stop-string check
+  // Thinking budget: per completion 0 = before the span, 1 = inside it, 2 = after it; tokens still to force.
+  std::vector<int8_t> think_state;
+  std::vector<std::deque<int64_t>> forced;
+  size_t think_window = 0;                  // tokens decoded for the open/close tag check
 
   int64_t prompt_of(int64_t c) const { return c / G; }
   int64_t plen(int64_t c) const { return static_cast<int64_t>(prompts[prompt_of(c)].size()); }
 
+  bool tail_has(const std::vector<int64_t>& ids, const std::string& tag) const {
+    const size_t n = std::min(ids.size(), think_window);
+    return eng.opts_.detokenize(std::vector<int64_t>(ids.end() - n, ids.end())).find(tag) != std::string::npos;
+  }
+
+  // Budget forcing: counts the tokens inside the think span, notices its open and close tags, and queues the close
+  // tokens when the budget is spent.
+  void track_think(int64_t c) {
+    auto& comp = out[c];
+    auto& st = think_state[c];
+    if (st == 0 && tail_has(comp.ids, ctl.think.open)) {
+      st = 1;
+      comp.think_tokens = 0;
+      return;
+    }
+    if (st != 1) return;
+    if (!forced[c].empty()) return;  // the close tokens are on their way
+    ++comp.think_tokens;
+    if (tail_has(comp.ids, ctl.think.close)) {
+      st = 2;
+    } else if (comp.think_tokens >= ctl.think.max_tokens) {
+      forced[c].assign(ctl.think.close_ids.begin(), ctl.think.close_ids.end());
+      comp.think_forced = true;
+      st = 2;
+    }
+  }
+
   // Appends a sampled token to completion c and decides whether it has finished.
-  void push(int64_t c, int64_t tok, float lp) {
+  void push(int64_t c, int64_t tok, float lp, float conf) {
     auto& comp = out[c];
     comp.ids.push_back(tok);
     comp.logprobs.push_back(lp);
+    if (ctl.confidence_top_k > 0) comp.confidence.push_back(conf);
+    const bool more_forced = !forced[c].empty();  // this token was forced and more of the close tokens follow
+    if (ctl.think.max_tokens > 0) track_think(c);
+    if (more_forced) {
+      // the rest of the forced close tokens come next: EOS, stop and caller checks resume after them
+      if (static_cast<int64_t>(comp.ids.size()) >= limit[c]) {
+        comp.finish = FinishReason::length;
+        done[c] = 1;
+      }
+      return;
+    }
+    if (ctl.stop_if && ctl.stop_if(comp)) {
+      comp.finish = FinishReason::aborted;
+      done[c] = 1;
+      ++eng.stats_.aborted;
+      return;
+    }
     if (!sp.ignore_eos && eos.count(tok)) {
       comp.finish = FinishReason::stop;
       done[c] = 1;
@@ -134,9 +190,37 @@ struct RolloutEngine::Run {
     auto r = sample(logits, sp, u);
     auto tok = r.tokens.cpu();        // [B] int64 (a device sync on CUDA: EOS decides the schedule)
     auto lp = r.logprobs.cpu();       // [B] fp32
+    // Forced tokens (thinking budget) replace the draw; their log-prob is read from the same distribution.
+    std::vector<int64_t> forced_rows;
+    for (int64_t b = 0; b < B; ++b) {
+      if (forced[cs[b]].empty()) continue;
+      forced_rows.push_back(b);
+      tok.mutable_data_ptr<int64_t>()[b] = forced[cs[b]].front();
+      forced[cs[b]].pop_front();
+    }
+    at::Tensor z;  // [B, V] fp32 logits at the sampling temperature, when confidence or forced log-probs need them
+    if (ctl.confidence_top_k > 0 || !forced_rows.empty()) {
+      z = logits.to(at::kFloat);
+      if (sp.temperature > 0 && sp.temperature != 1.0) z = z / sp.temperature;
+    }
+    at::Tensor conf;  // [B] fp32
+    if (ctl.confidence_top_k > 0) {
+      const int64_t k = std::min<int64_t>(ctl.confidence_top_k, z.size(1));
+      auto top = std::get<0>(at::topk(z, k, -1, /*largest=*/true, /*sorted=*/false));  // [B, k]
+      conf = (at::logsumexp(z, -1) - top.mean(-1)).cpu();  // -(1/k) sum_j log p(j) = lse - mean of top logits
+    }
+    if (!forced_rows.empty()) {
+      auto lse = at::logsumexp(z, -1).cpu();  // [B]
+      auto zc = z.cpu();
+      for (int64_t b : forced_rows) {
+        const int64_t t = tok.const_data_ptr<int64_t>()[b];
+        lp.mutable_data_ptr<float>()[b] = zc[b][t].item<float>() - lse[b].item<float>();
+      }
+    }
     const int64_t* tp = tok.const_data_ptr<int64_t>();
     const float* lpp = lp.const_data_ptr<float>();
-    for (int64_t b = 0; b < B; ++b) push(cs[b], tp[b], lpp[b]);
+    const float* cp = conf.defined() ? conf.const_data_ptr<float>() : nullptr;
+    for (int64_t b = 0; b < B; ++b) push(cs[b], tp[b], lpp[b], cp ? cp[b] : 0.0f);
     eng.stats_.generated_tokens += B;
     eng.stats_.sample_s += seconds_since(t0);
   }
@@ -289,10 +373,22 @@ struct RolloutEngine::Run {
 
 std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<int64_t>>& prompts,
                                                 const SamplingParams& params, int group_size) {
+  return generate(prompts, params, group_size, GenerateControl{});
+}
+
+std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<int64_t>>& prompts,
+                                                const SamplingParams& params, int group_size,
+                                                const GenerateControl& ctl) {
   auto t0 = Clock::now();
   validate(params);
   RLVR_CHECK(group_size >= 1, "group_size must be >= 1, got {}", group_size);
   RLVR_CHECK(params.stop.empty() || opts_.detokenize, "stop strings need a detokenizer (RolloutOptions::detokenize)");
+  RLVR_CHECK(ctl.sample_offset >= 0, "sample_offset must be >= 0, got {}", ctl.sample_offset);
+  RLVR_CHECK(ctl.confidence_top_k >= 0, "confidence_top_k must be >= 0 (0 = off), got {}", ctl.confidence_top_k);
+  RLVR_CHECK(ctl.think.max_tokens >= 0, "the thinking budget must be >= 0 tokens (0 = off), got {}", ctl.think.max_tokens);
+  RLVR_CHECK(ctl.think.max_tokens == 0 || (opts_.detokenize && !ctl.think.close_ids.empty() && !ctl.think.open.empty() &&
+                                           !ctl.think.close.empty()),
+             "a thinking budget needs a detokenizer, open/close tags and the close tokens");
   stats_ = RolloutStats{};
   if (prompts.empty()) return {};
   const auto& a = model_->args();
@@ -331,14 +427,15 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   ensure_cache(slots, slot_len);
   stats_.slots = slots;
   stats_.slot_len = slot_len;
-  Run run{*this, prompts, params, G, calls_++, *cache_, {}, {}, {}, {}, {}, {}, {}, {}, 0};
+  const uint64_t call = ctl.call ? *ctl.call : calls_++;
+  Run run{*this, prompts, params, G, call, *cache_, ctl, {}, {}, {}, {}, {}, {}, {}, {}, 0, {}, {}, 0};
   run.out.resize(N * G);
   run.limit.resize(N * G);
   run.done.assign(N * G, 0);
   run.pending_of_prompt.assign(N, G);
   for (int64_t c = 0; c < N * G; ++c) {
     run.out[c].prompt_index = c / G;
-    run.out[c].sample_index = c % G;
+    run.out[c].sample_index = ctl.sample_offset + c % G;
     run.limit[c] = std::min<int64_t>(params.max_new_tokens, slot_len - run.plen(c));
     run.pending.push_back(c);
   }
@@ -346,7 +443,12 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   size_t longest_stop = 0;
   for (const auto& s : params.stop) longest_stop = std::max(longest_stop, s.size());
   run.stop_window = longest_stop + 8;  // every token decodes to >= 1 byte; slack for special/empty ones
-
+  run.think_state.assign(N * G, ctl.think.open_in_prompt ? 1 : 0);
+  run.forced.resize(N * G);
+  if (ctl.think.max_tokens > 0 && ctl.think.open_in_prompt) {
+    for (auto& c : run.out) c.think_tokens = 0;
+  }
+  run.think_window = std::max(ctl.think.open.size(), ctl.think.close.size()) + 8;
   while (!run.pending.empty() || !run.active.empty()) {
     run.admit();
     run.retire();

@@ -53,8 +53,10 @@ struct RolloutOptions {
   bool pack_weights = true;         // CPU fp32: oneDNN-prepacked weight copies for the call (CausalLM::pack_weights)
 };
 
-enum class FinishReason { stop, length };
-const char* to_string(FinishReason f);  // "stop" | "length"
+// stop: EOS or a stop string; length: max_new_tokens or the KV capacity; aborted: the caller's stop_if said so
+// (GenerateControl), e.g. an online voting method dropping a low-confidence path.
+enum class FinishReason { stop, length, aborted };
+const char* to_string(FinishReason f);  // "stop" | "length" | "aborted"
 
 struct Completion {
   int64_t prompt_index = 0;         // index into the prompts of the generate() call
@@ -63,6 +65,35 @@ struct Completion {
   std::vector<float> logprobs;      // one per id, see above
   FinishReason finish = FinishReason::length;
   std::string text;                 // detokenize(ids) when a detokenizer is set, else ""
+  // Token confidence per id when GenerateControl::confidence_top_k = k > 0 (else empty): C_t = -(1/k) sum of the
+  // log-probs of the k most likely tokens at that position, at the sampling temperature (1 when greedy), the
+  // DeepConf measure (arXiv 2508.15260). Higher = more peaked. fp32, computed from the sampling logits.
+  std::vector<float> confidence;
+  int64_t think_tokens = -1;        // with a thinking budget: tokens inside the think span (-1: never opened)
+  bool think_forced = false;        // the budget closed the think span (the close tokens were forced)
+};
+
+// Budget forcing for reasoning templates (s1, Muennighoff et al. 2025): once the think span holds max_tokens tokens
+// without its close tag, the close tokens are appended instead of sampled, and generation continues with the answer.
+// The span opens at `open` in the completion, or at the start when the prompt already opened it.
+struct ThinkBudget {
+  int32_t max_tokens = 0;             // tokens allowed inside the think span; 0 = off
+  std::string open = "<think>";
+  std::string close = "</think>";
+  std::vector<int64_t> close_ids;     // the tokens appended to close the span (e.g. the tokenized "\n</think>\n\n")
+  bool open_in_prompt = false;        // the prompt ends inside an open span (the template wrote "<think>")
+};
+
+// Per-call controls for callers that need more than sampling parameters (evaluation's voting methods).
+struct GenerateControl {
+  std::optional<uint64_t> call;       // RNG call number; unset = the engine's own counter (then incremented)
+  int64_t sample_offset = 0;          // added to every sample index (RNG key and Completion::sample_index): a call
+                                      // with offset W and G samples draws what samples W .. W+G-1 of one call draw
+  int32_t confidence_top_k = 0;       // > 0: fill Completion::confidence (k most likely tokens); 0 = off
+  // Called after every sampled token of a running completion; true ends it with finish = aborted (its slot goes to
+  // the next pending sequence at once). Empty = never.
+  std::function<bool(const Completion&)> stop_if;
+  ThinkBudget think;                  // max_tokens > 0 needs a detokenizer
 };
 
 // Counters of the last generate() call, for the trainer's metrics and the benchmark.
@@ -71,6 +102,7 @@ struct RolloutStats {
   int64_t generated_tokens = 0;     // sampled tokens over all completions
   int64_t prefill_forwards = 0, decode_forwards = 0;
   int64_t max_active = 0;           // most sequences decoded in one forward
+  int64_t aborted = 0;              // completions ended by GenerateControl::stop_if
   int64_t slots = 0, slot_len = 0;  // KV-cache geometry used
   double prefill_s = 0, decode_s = 0, sample_s = 0, total_s = 0;  // wall seconds (sampling inside decode_s too)
 };
@@ -85,6 +117,8 @@ class RolloutEngine {
   // without a detokenizer.
   std::vector<Completion> generate(const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params,
                                    int group_size);
+  std::vector<Completion> generate(const std::vector<std::vector<int64_t>>& prompts, const SamplingParams& params,
+                                   int group_size, const GenerateControl& control);
 
   const RolloutStats& last_stats() const { return stats_; }
   const RolloutOptions& options() const { return opts_; }

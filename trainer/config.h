@@ -85,6 +85,7 @@ struct RolloutConfig {
   std::vector<std::string> stop = {};    // stop strings (in addition to EOS ids)
   int32_t max_batch_seqs = 64;           // completions decoded concurrently (KV-cache slots)
   int64_t max_cached_tokens = 0;         // KV-cache token budget; 0 = max_batch_seqs * (prompt + new)
+  int32_t confidence_top_k = 20;         // DeepConf token confidence over the k most likely tokens; 0 = off
   template <class V> void visit(V& v) {
     v.field("group_size", group_size, "G, completions per prompt (TRL num_generations, verl rollout.n)",
             at_least(2, 4096));
@@ -97,6 +98,9 @@ struct RolloutConfig {
     v.field("max_batch_seqs", max_batch_seqs, "completions decoded at once (KV-cache slots)", at_least(1, 1 << 16));
     v.field("max_cached_tokens", max_cached_tokens, "KV-cache token budget; 0 = slots x (prompt + new tokens)",
             at_least(0, 1e12));
+    v.field("confidence_top_k", confidence_top_k,
+            "k of the per-token confidence (DeepConf) behind the confidence/correct and confidence/wrong metrics; 0 = off",
+            at_least(0, 1024));
   }
 };
 

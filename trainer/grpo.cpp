@@ -44,6 +44,7 @@ struct Sample {
   std::vector<double> per_function;
   rewards::Verdict verdict = rewards::Verdict::ungradable;
   double advantage = 0;
+  double confidence = std::nan("");   // mean token confidence (rollout.confidence_top_k; NaN = off)
 };
 
 struct StepData {
@@ -212,7 +213,9 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
     std::vector<rollout::Completion> comps;
     Progress gen_bar("generate", static_cast<int64_t>(prompts.size()) * G, "completions");
     gen_progress = &gen_bar;
-    if (!prompts.empty()) comps = engine.generate(prompts, sp, G);
+    rollout::GenerateControl ctl;
+    ctl.confidence_top_k = c.rollout.confidence_top_k;
+    if (!prompts.empty()) comps = engine.generate(prompts, sp, G, ctl);
     gen_progress = nullptr;
     gen_bar.finish();
     d.generated_tokens += engine.last_stats().generated_tokens;
@@ -254,6 +257,11 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
         s.reward = gold_gradable_[idx[g]] ? sc.total : std::nan("");
         s.per_function = sc.per_function;
         s.verdict = sc.verdict;
+        if (!cp.confidence.empty()) {
+          double sum = 0;
+          for (float x : cp.confidence) sum += x;
+          s.confidence = sum / static_cast<double>(cp.confidence.size());
+        }
         d.samples.push_back(std::move(s));
       }
     }
@@ -468,6 +476,15 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
   s.push_back(static_cast<double>(d.groups_generated));
   s.push_back(static_cast<double>(d.groups_dropped));
   s.push_back(static_cast<double>(d.generated_tokens));
+  // Mean token confidence of correct and of other completions (DeepConf's signal, tracked during training).
+  const size_t conf_at = s.size();
+  s.insert(s.end(), 4, 0.0);
+  for (const auto& x : d.samples) {
+    if (std::isnan(x.confidence)) continue;
+    const size_t k = conf_at + (x.verdict == rewards::Verdict::correct ? 0 : 2);
+    s[k] += x.confidence;
+    s[k + 1] += 1;
+  }
   s = comm.all_reduce_scalars(s, dist::ReduceOp::sum);
   len_min = -comm.all_reduce_scalar(-len_min, dist::ReduceOp::max);
   len_max = comm.all_reduce_scalar(len_max, dist::ReduceOp::max);
@@ -497,6 +514,8 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
   m["completions"] = s[7];
   m["tokens_generated"] = s[k + 3];
   m["tokens_per_s"] = d.gen_s > 0 ? s[k + 3] / comm.world_size() / d.gen_s : 0;
+  if (s[conf_at + 1] > 0) m["confidence/correct"] = s[conf_at] / s[conf_at + 1];
+  if (s[conf_at + 3] > 0) m["confidence/wrong"] = s[conf_at + 2] / s[conf_at + 3];
   return m;
 }
 

@@ -397,3 +397,141 @@ TEST_CASE("engine: bad input is an error, not a crash", "[rollout][engine]") {
   CHECK_THROWS_WITH(eng.generate({long_prompt}, greedy_params(4), 1), Catch::Contains("300 tokens"));
   CHECK(eng.generate({}, greedy_params(4), 2).empty());
 }
+
+TEST_CASE("engine: token confidence is -(1/k) sum of the top-k log-probs at the sampling temperature",
+          "[rollout][engine][confidence]") {
+  auto model = load("qwen2_tied");
+  auto prompts = random_prompts({6}, model->args().vocab_size, 5);
+  SamplingParams sp;
+  sp.temperature = 0.7;
+  sp.max_new_tokens = 8;
+  RolloutOptions o;
+  o.seed = 3;
+  RolloutEngine eng(model, o);
+  rlvr::rollout::GenerateControl ctl;
+  ctl.confidence_top_k = 5;
+  auto out = eng.generate(prompts, sp, 2, ctl);
+  for (const auto& c : out) {
+    REQUIRE(c.confidence.size() == c.ids.size());
+    std::vector<int64_t> seq = prompts[0];
+    seq.insert(seq.end(), c.ids.begin(), c.ids.end());
+    at::NoGradGuard ng;
+    auto logits = model->forward(row_tensor(seq), at::Tensor(), at::Tensor())[0].to(at::kDouble) / 0.7;  // [T, V]
+    for (size_t t = 0; t < c.ids.size(); ++t) {
+      auto z = logits[prompts[0].size() - 1 + t];                                  // [V] predicts ids[t]
+      auto lp = z - at::logsumexp(z, 0);
+      const double want = -std::get<0>(at::topk(lp, 5)).mean().item<double>();   // by the definition
+      CHECK(c.confidence[t] == Approx(want).epsilon(1e-4));
+    }
+  }
+  // Off by default: nothing recorded.
+  auto plain = eng.generate(prompts, sp, 1);
+  CHECK(plain[0].confidence.empty());
+}
+
+TEST_CASE("engine: a call split by sample offsets draws what one call draws", "[rollout][engine][confidence]") {
+  auto model = load("qwen2_tied");
+  auto prompts = random_prompts({5, 8}, model->args().vocab_size, 11);
+  SamplingParams sp;
+  sp.temperature = 1.0;
+  sp.max_new_tokens = 12;
+  RolloutOptions o;
+  o.seed = 21;
+  o.max_batch_seqs = 1;  // one sequence at a time: the same forward shapes in both runs, so bit-equal
+  RolloutEngine whole(model, o), split(model, o);
+  auto all = whole.generate(prompts, sp, 5);
+  rlvr::rollout::GenerateControl a, b;
+  a.call = 0;
+  b.call = 0;
+  b.sample_offset = 2;
+  auto first = split.generate(prompts, sp, 2, a);
+  auto rest = split.generate(prompts, sp, 3, b);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    for (int j = 0; j < 5; ++j) {
+      const auto& want = all[i * 5 + j];
+      const auto& got = j < 2 ? first[i * 2 + j] : rest[i * 3 + (j - 2)];
+      CHECK(got.sample_index == j);
+      CHECK(got.ids == want.ids);
+      CHECK(got.logprobs == want.logprobs);
+    }
+  }
+  bool differ = false;  // the samples are different draws, so the equality above says something
+  for (int j = 1; j < 5; ++j) differ = differ || all[j].ids != all[0].ids;
+  CHECK(differ);
+}
+
+TEST_CASE("engine: stop_if ends one sequence while the batch continues", "[rollout][engine][confidence]") {
+  auto model = load("qwen2_tied");
+  auto prompts = random_prompts({5, 6}, model->args().vocab_size, 13);
+  SamplingParams sp;
+  sp.temperature = 1.0;
+  sp.max_new_tokens = 10;
+  sp.ignore_eos = true;
+  RolloutOptions o;
+  o.seed = 8;
+  o.max_batch_seqs = 1;
+  RolloutEngine ref_eng(model, o), eng(model, o);
+  auto ref = ref_eng.generate(prompts, sp, 3);
+  rlvr::rollout::GenerateControl ctl;
+  ctl.stop_if = [](const Completion& c) { return c.prompt_index == 1 && c.sample_index == 1 && c.ids.size() == 3; };
+  auto out = eng.generate(prompts, sp, 3, ctl);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (i == 4) {
+      CHECK(out[i].finish == FinishReason::aborted);
+      CHECK(out[i].ids == std::vector<int64_t>(ref[i].ids.begin(), ref[i].ids.begin() + 3));
+    } else {
+      CHECK(out[i].finish == FinishReason::length);
+      CHECK(out[i].ids == ref[i].ids);
+    }
+  }
+  CHECK(eng.last_stats().aborted == 1);
+  CHECK(std::string(rlvr::rollout::to_string(FinishReason::aborted)) == "aborted");
+}
+
+TEST_CASE("engine: a thinking budget forces the close tokens and generation continues", "[rollout][engine][think]") {
+  auto model = load("qwen2_tied");
+  auto ref = greedy_refs("qwen2_tied")[0];
+  REQUIRE(ref.output.size() >= 6);
+  RolloutOptions o;
+  o.detokenize = bracket_detok;
+  RolloutEngine eng(model, o);
+  auto sp = greedy_params(8);
+  sp.ignore_eos = true;
+  rlvr::rollout::GenerateControl ctl;
+  ctl.think.max_tokens = 3;
+  ctl.think.close = "[999999]";  // never generated: only the budget can close the span
+  ctl.think.close_ids = {7, 9};
+  SECTION("span opened by the prompt: 3 thinking tokens, then the close tokens, then the answer") {
+    ctl.think.open_in_prompt = true;
+    auto out = eng.generate({ref.prompt}, sp, 1, ctl);
+    const auto& ids = out[0].ids;
+    REQUIRE(ids.size() == 8);
+    CHECK(std::vector<int64_t>(ids.begin(), ids.begin() + 3) ==
+          std::vector<int64_t>(ref.output.begin(), ref.output.begin() + 3));
+    CHECK(ids[3] == 7);
+    CHECK(ids[4] == 9);
+    CHECK(out[0].think_forced);
+    CHECK(out[0].think_tokens == 3);
+    CHECK(out[0].logprobs.size() == 8);
+    CHECK(out[0].logprobs[3] < 0.0f);  // the forced token's log-prob under the model, not a placeholder
+  }
+  SECTION("span opened by a generated tag counts from there") {
+    ctl.think.open = "[" + std::to_string(ref.output[0]) + "]";
+    auto out = eng.generate({ref.prompt}, sp, 1, ctl);
+    const auto& ids = out[0].ids;
+    REQUIRE(ids.size() == 8);
+    CHECK(ids[4] == 7);  // open tag at 0, thinking tokens 1..3, close at 4..5
+    CHECK(ids[5] == 9);
+    CHECK(out[0].think_tokens == 3);
+  }
+  SECTION("a span closed by the model is not forced") {
+    REQUIRE(ref.output[0] != ref.output[1]);
+    ctl.think.open_in_prompt = true;
+    ctl.think.close = "[" + std::to_string(ref.output[1]) + "]";
+    auto out = eng.generate({ref.prompt}, sp, 1, ctl);
+    CHECK_FALSE(out[0].think_forced);
+    CHECK(out[0].think_tokens == 2);
+    CHECK(std::vector<int64_t>(out[0].ids.begin(), out[0].ids.begin() + 6) ==
+          std::vector<int64_t>(ref.output.begin(), ref.output.begin() + 6));
+  }
+}
