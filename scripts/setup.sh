@@ -13,7 +13,8 @@ export RLVR_VENV
 
 APT_PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
-  libginac-dev libcln-dev libpcre2-dev libutf8proc-dev libgloo-dev)
+  libginac-dev libcln-dev libpcre2-dev libutf8proc-dev libgloo-dev
+  patchelf)  # patchelf: scripts/gpu_bundle.sh rewrites the bundle's RUNPATHs
 
 need_apt=()
 for p in "${APT_PKGS[@]}"; do

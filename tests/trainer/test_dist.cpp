@@ -99,7 +99,7 @@ struct CleanEnv {
                           "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT", "SLURM_PROCID",
                           "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_STEP_ID", "SLURM_STEP_NODELIST",
                           "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURM_JOB_ID", "SLURM_NTASKS_PER_NODE",
-                          "RLVR_DIST_IGNORE_SLURM"}) {
+                          "RLVR_DIST_IGNORE_SLURM", "RLVR_DIST_FORCE_BACKEND"}) {
       vars.push_back(std::make_unique<EnvVar>(n, nullptr));
     }
   }
@@ -644,6 +644,31 @@ TEST_CASE("a real 1-rank gloo backend behaves like the local communicator", "[di
   CHECK(at::equal(c->all_gather(a)[0], a));
   CHECK(at::equal(c->reduce_scatter(a, ReduceOp::sum), a));
   c->barrier();
+}
+
+TEST_CASE("RLVR_DIST_FORCE_BACKEND=1 builds the real backend at world_size 1 instead of the local shortcut", "[dist]") {
+  CleanEnv env;
+  const std::string port = std::to_string(pick_free_port());
+  env.set("MASTER_PORT", port.c_str());
+  DistributedConfig cfg;
+  cfg.backend = "gloo";
+  cfg.timeout_s = 30;
+  CHECK(make_communicator(cfg, c10::kCPU)->backend() == "local");  // without the switch: the shortcut
+  env.set("RLVR_DIST_FORCE_BACKEND", "1");
+  auto c = make_communicator(cfg, c10::kCPU);
+  REQUIRE(c->backend() == "gloo");
+  CHECK(c->world_size() == 1);
+  // The collectives really go through Gloo: the payload counter moves, results are the 1-rank identities.
+  at::Tensor a = at::tensor({1.5f, -2.0f, 4.0f});
+  c->all_reduce(a, ReduceOp::sum);
+  CHECK(at::equal(a, at::tensor({1.5f, -2.0f, 4.0f})));
+  CHECK(c->bytes_reduced() == 12);
+  CHECK(c->all_reduce_scalar(3.25, ReduceOp::max) == 3.25);
+  c->barrier();
+  // The store was hosted on MASTER_PORT: a second forced group on the same port cannot host it again.
+  CHECK_THROWS_AS(make_communicator(cfg, c10::kCPU), Error);
+  env.set("RLVR_DIST_FORCE_BACKEND", "0");
+  CHECK(make_communicator(cfg, c10::kCPU)->backend() == "local");
 }
 
 TEST_CASE("gloo_backend.cpp emits no Gloo symbol that could interpose libtorch's (ODR guard)", "[dist]") {

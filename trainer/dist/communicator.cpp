@@ -603,9 +603,15 @@ std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c1
 
 std::unique_ptr<Communicator> make_communicator(const DistributedConfig& cfg, c10::Device device) {
   WorldInfo w = world_from_env();
-  if (w.world_size == 1) {
+  const bool force = env_true("RLVR_DIST_FORCE_BACKEND");
+  if (w.world_size == 1 && !force) {
     resolve_backend(cfg, device);  // still validate the config
     return make_local_communicator(device);
+  }
+  if (w.source == "none") {  // forced 1-rank group without a launcher: the store address from the environment
+    w.source = "forced";
+    w.master_addr = env("MASTER_ADDR").value_or("127.0.0.1");
+    w.master_port = env_int_or("MASTER_PORT", 29500, 1, 65535);
   }
   return make_communicator(cfg, device, w);
 }

@@ -136,7 +136,9 @@ class Communicator {
 
 // Builds the communicator for this process (call once, early, before loading the model):
 //  - world_from_env() says world_size == 1: a local communicator (collectives are no-ops, all_gather
-//    stacks the one tensor) — one process is the world_size 1 case of the same call.
+//    stacks the one tensor) — one process is the world_size 1 case of the same call. Unless the environment
+//    has RLVR_DIST_FORCE_BACKEND=1: then a 1-rank group of the real backend is built (rendezvous on
+//    MASTER_ADDR:MASTER_PORT, default 127.0.0.1:29500), so that one GPU can check that NCCL initialises.
 //  - otherwise rendezvous through c10d::TCPStore at MASTER_ADDR:MASTER_PORT (rank 0 hosts it unless the
 //    launcher does), all ranks check they agree on world_size and that ranks are unique, then the
 //    backend is created. cfg.backend: "auto" (nccl when `device` is CUDA, else gloo) | "nccl" | "gloo" |
