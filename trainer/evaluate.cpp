@@ -256,8 +256,10 @@ EvalReport evaluate(const Policy& policy, const data::Dataset& problems, const D
   }
   EvalReport rep;
   rep.metrics = data::summarize_eval(per_problem, opts.ks);
-  rep.metrics["tokens"] = static_cast<double>(offline_tokens);
-  rep.metrics["wall_s"] = offline_wall;
+  if (!opts.aggregates.empty()) {  // totals, not per-problem means: only for a multi-path report (never merged over ranks)
+    rep.metrics["tokens"] = static_cast<double>(offline_tokens);
+    rep.metrics["wall_s"] = offline_wall;
+  }
   if (conf_n[0] + conf_n[1] > 0) {
     if (conf_n[1] > 0) rep.metrics["confidence/correct"] = conf_sum[1] / conf_n[1];
     if (conf_n[0] > 0) rep.metrics["confidence/wrong"] = conf_sum[0] / conf_n[0];

@@ -2,14 +2,14 @@
 # Multi-path evaluation on a trained model: accuracy, tokens generated, tokens per correct answer and wall time
 # for maj@k and every confidence method, side by side over the SAME k samples (offline methods share one
 # generation; the online methods generate their own stopped paths after the shared warm-up).
-#   bench/eval/run.sh RLVR_BINARY MODEL_DIR [k] [limit] [threads]
+#   [EVAL_ARGS="--max-new-tokens 32 --conf-window 4"] bench/eval/run.sh RLVR_BINARY MODEL_DIR [k] [limit] [threads]
 # MODEL_DIR: e.g. the quickstart's GRPO checkpoint (runs/quickstart/grpo/checkpoints/step_30). Prints a markdown
 # table and writes bench-eval.json in the current directory.
 set -euo pipefail
 rlvr=$1 model=$2 k=${3:-32} limit=${4:-100} threads=${5:-1}
 methods=maj,conf-mean,conf-lowest@10,conf-lowest@90,conf-tail@10,conf-bottom10@10,short-3,online-low,online-high
 "$rlvr" eval --model "$model" --data builtin:arithmetic -k "$k" --temperature 1.0 --limit "$limit" \
-  --aggregate "$methods" --out bench-eval.json run.threads="$threads" data.task_eval_size=200 >/dev/null
+  --aggregate "$methods" --out bench-eval.json ${EVAL_ARGS:-} run.threads="$threads" data.task_eval_size=200 >/dev/null
 python3 - "$k" "$methods" <<'PY'
 import json, sys
 k, methods = sys.argv[1], sys.argv[2].split(",")

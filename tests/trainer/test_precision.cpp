@@ -356,7 +356,9 @@ TEST_CASE("grpo: a prompt and response budget above the model's context is a con
   auto d = fresh("context");
   // builtin:tiny has max_position_embeddings 1024.
   CHECK_THROWS_AS(run_grpo(tiny(d, {"data.max_prompt_tokens=1000", "rollout.max_new_tokens=100"})), ConfigError);
-  CHECK_THROWS_WITH(run_grpo(tiny(d, {"data.max_prompt_tokens=1000", "rollout.max_new_tokens=100"})),
+  // A second run into the same directory would be refused by the run-directory policy first: a fresh one.
+  auto d2 = fresh("context2");
+  CHECK_THROWS_WITH(run_grpo(tiny(d2, {"data.max_prompt_tokens=1000", "rollout.max_new_tokens=100"})),
                     Catch::Matchers::Contains("1000") && Catch::Matchers::Contains("100") &&
                         Catch::Matchers::Contains("max_position_embeddings 1024"));
   CHECK_NOTHROW(check_context_budget(tiny(d, {"data.max_prompt_tokens=1008", "rollout.max_new_tokens=16"}), 1024));
