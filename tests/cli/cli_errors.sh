@@ -26,7 +26,11 @@ out=$("$rlvr" train -c "$tmp/missing.yaml" 2>&1); rc=$?
 resolved=$("$rlvr" config -c configs/quickstart_grpo.yaml rewards.math_accuracy.weight=0.5)
 grep -q "weight: 0.5" <<<"$resolved" || fail "reward weight override"
 
-for f in configs/*.yaml; do "$rlvr" config -c "$f" >/dev/null || fail "$f does not load"; done
+# Training configs load as run configs; ablation files (a different schema) are checked by `rlvr ablate`'s tests.
+for f in configs/*.yaml; do
+  case "$(basename "$f")" in ablation_*) continue ;; esac
+  "$rlvr" config -c "$f" >/dev/null || fail "$f does not load"
+done
 
 printf '{"gold": "1/2", "pred": "\\\\boxed{0.5}"}\nnot json\n' > "$tmp/cases.jsonl"
 "$rlvr" verify --cases "$tmp/cases.jsonl" >/dev/null 2>&1 && fail "verify accepted a bad JSON line"
