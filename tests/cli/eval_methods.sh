@@ -9,7 +9,7 @@ rm -rf "$out"
 mkdir -p "$out"
 common=(run.threads=1 data.task_eval_size=12 rollout.max_new_tokens=24)
 "$rlvr" sft -c configs/quickstart_sft.yaml "${common[@]}" train.steps=30 train.save_every=15 train.keep_last=2 \
-  run.output_dir="$out/sft" 'data.template_string="Question {prompt} Answer"' > "$out/sft.log" 2>&1 \
+  run.output_dir="$out/sft" 'data.template_string=Question {prompt} Answer' > "$out/sft.log" 2>&1 \
   || { tail -20 "$out/sft.log"; exit 1; }
 ckpt="$out/sft/checkpoints/step_30"
 test -f "$ckpt/trainer_state/config.yaml"
@@ -19,8 +19,8 @@ test -f "$ckpt/trainer_state/config.yaml"
   > "$out/fmt.log" 2>&1 || { cat "$out/fmt.log"; exit 1; }
 grep -q "template_string='Question {prompt} Answer'" "$out/fmt.log" || { echo "checkpoint format not used"; cat "$out/fmt.log"; exit 1; }
 "$rlvr" eval --model "$ckpt" --data builtin:arithmetic -k 2 --limit 4 "${common[@]}" --out "$out/fmt2.json" \
-  'data.template_string="{prompt}"' > "$out/fmt2.log" 2>&1 || { cat "$out/fmt2.log"; exit 1; }
-grep -q "template_string='{prompt}'" "$out/fmt2.log" || { echo "override did not win"; cat "$out/fmt2.log"; exit 1; }
+  'data.template_string=Q {prompt}' > "$out/fmt2.log" 2>&1 || { cat "$out/fmt2.log"; exit 1; }
+grep -q "template_string='Q {prompt}'" "$out/fmt2.log" || { echo "override did not win"; cat "$out/fmt2.log"; exit 1; }
 
 # 2. Every method, online agreement and stopping, one sequence at a time.
 methods=maj,conf-mean,conf-lowest@10,conf-tail@90,conf-bottom10,short-2,online-low,online-high
@@ -30,7 +30,7 @@ methods=maj,conf-mean,conf-lowest@10,conf-tail@90,conf-bottom10,short-2,online-l
 
 # 3. A thinking budget opened by the prompt is forced.
 "$rlvr" eval --model "$ckpt" --data builtin:arithmetic -k 2 --temperature 1.0 --limit 4 --max-think-tokens 3,6 \
-  "${common[@]}" 'data.template_string="{prompt} <think>"' --out "$out/think.json" > "$out/think.log" 2>&1 \
+  "${common[@]}" 'data.template_string=Q {prompt} <think>' --out "$out/think.json" > "$out/think.log" 2>&1 \
   || { cat "$out/think.log"; exit 1; }
 
 # 4. Every checkpoint of the run.
