@@ -255,7 +255,11 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--every", o->every, "with --run: every n-th checkpoint (the last always)")->check(CLI::PositiveNumber);
   sub->add_option("--data", o->data, "JSONL file or builtin:<task> (default: the config's eval set)");
   auto* k = sub->add_option("--samples,-k", o->samples, "samples per problem (k)")->check(CLI::PositiveNumber);
-  sub->add_option("--pass-k", o->ks, "extra k values for pass@k / maj@k (k=1 and k=samples always)");
+  // list options take ONE argument (comma-separated), so that the section.key=value overrides after them stay
+  // positional
+  sub->add_option("--pass-k", o->ks, "extra k values for pass@k / maj@k, comma-separated (k=1 and k=samples always)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   sub->add_option("--max-new-tokens", o->max_new_tokens, "tokens per completion (default rollout.max_new_tokens)");
   sub->add_option("--temperature", o->temperature, "sampling temperature (default: 0 for k=1, else rollout.temperature)");
   sub->add_option("--top-p", o->top_p, "nucleus sampling; 1.0 = off (default)");
@@ -276,7 +280,8 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--max-think-tokens", o->think_budgets,
                   "thinking budget(s): close <think> after N tokens and let the answer follow; several values "
                   "give accuracy against the budget")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   sub->add_option("--preset", o->preset, "a standard protocol: aime (k 32, T 0.6, top-p 0.95, maj)");
   sub->add_option("--out", o->out, "JSON report path (default: print to stdout; --run: RUN/eval/run_eval.json)");
   sub->add_option("--per-sample", o->per_sample, "per-sample JSONL path");

@@ -155,7 +155,12 @@ mkdir -p "$tmp/small"
 if mount -t tmpfs -o size=28m tmpfs "$tmp/small" 2>/dev/null; then
   mnt="$tmp/small"
   "$rlvr" train -c "$tmp/t.yaml" run.output_dir="$mnt/run" >"$tmp/d1.log" 2>&1 || { cat "$tmp/d1.log"; fail "tmpfs run"; }
-  # step_1 takes ~20 MB of the 28: the second checkpoint fits its model but not its optimizer state.
+  # Leave room for the second checkpoint's model and half its optimizer state (sized from step_1's files).
+  model_b=$(stat -c %s "$mnt/run/checkpoints/step_1/model.safetensors")
+  opt_b=$(stat -c %s "$mnt/run/checkpoints/step_1/trainer_state/optimizer.pt")
+  avail=$(df --output=avail -B1 "$mnt" | tail -1)
+  [ "$avail" -gt $(( model_b + opt_b / 2 + 65536 )) ] || fail "tmpfs too small for the full-disk check: $avail bytes free"
+  head -c $(( avail - model_b - opt_b / 2 - 65536 )) /dev/zero > "$mnt/filler"
   step1=$(sum "$mnt/run/checkpoints/step_1/trainer_state/optimizer.pt" "$mnt/run/checkpoints/step_1/model.safetensors" \
               "$mnt/run/checkpoints/step_1/trainer_state/state.json")
   out=$("$rlvr" train -c "$tmp/t.yaml" run.output_dir="$mnt/run" --resume train.steps=2 2>&1); rc=$?
@@ -167,7 +172,7 @@ if mount -t tmpfs -o size=28m tmpfs "$tmp/small" 2>/dev/null; then
   [ "$(sum "$mnt/run/checkpoints/step_1/trainer_state/optimizer.pt" "$mnt/run/checkpoints/step_1/model.safetensors" \
            "$mnt/run/checkpoints/step_1/trainer_state/state.json")" = "$step1" ] || fail "full disk: step_1 changed"
   # Nearly full: the metrics line of step 2 does not fit; the run says so instead of dropping it.
-  head -c $(( $(df --output=avail -B1 "$mnt" | tail -1) - 2048 )) /dev/zero > "$mnt/filler" 2>/dev/null
+  head -c $(( $(df --output=avail -B1 "$mnt" | tail -1) - 2048 )) /dev/zero > "$mnt/filler2" 2>/dev/null
   out=$("$rlvr" train -c "$tmp/t.yaml" run.output_dir="$mnt/run" --resume train.steps=2 train.save_every=0 2>&1); rc=$?
   [ $rc -eq 1 ] || { echo "$out"; fail "nearly full disk: exit $rc, want 1"; }
   grep -q "No space left on device" <<<"$out" || fail "nearly full disk message: $out"

@@ -34,7 +34,8 @@ for f in files:
     for ev in EventFileLoader(f).Load():
         if ev.HasField("summary"):
             for v in ev.summary.value:
-                if v.HasField("simple_value"):
+                # the loader migrates simple_value records into scalar-plugin tensors; count either form
+                if v.HasField("simple_value") or v.metadata.plugin_data.plugin_name == "scalars":
                     steps.setdefault(ev.step, 0)
                     steps[ev.step] += 1
     raw[os.path.basename(f)] = {str(k): n for k, n in steps.items()}
