@@ -8,7 +8,8 @@ rlvr=$1 out=$2
 rm -rf "$out"
 mkdir -p "$out"
 common=(run.threads=1 data.task_eval_size=12 rollout.max_new_tokens=24)
-"$rlvr" sft -c configs/quickstart_sft.yaml "${common[@]}" train.steps=30 train.save_every=15 train.keep_last=2 \
+"$rlvr" sft -c configs/quickstart_sft.yaml "${common[@]}" train.steps=30 train.prompts_per_step=16 train.micro_batch_size=16 \
+  train.save_every=15 train.keep_last=2 \
   run.output_dir="$out/sft" 'data.template_string=Question {prompt} Answer' > "$out/sft.log" 2>&1 \
   || { tail -20 "$out/sft.log"; exit 1; }
 ckpt="$out/sft/checkpoints/step_30"
