@@ -214,6 +214,18 @@ std::string normalize_plain_number(std::string_view in) {
   return std::string(in);
 }
 
+bool final_box_unclosed(std::string_view text) {
+  size_t at = std::string_view::npos, len = 0;
+  size_t b = text.rfind("\\boxed"), f = text.rfind("\\fbox");
+  if (b != std::string_view::npos) at = b, len = 6;
+  if (f != std::string_view::npos && (at == std::string_view::npos || f > at)) at = f, len = 5;
+  if (at == std::string_view::npos) return false;
+  size_t j = at + len;
+  while (j < text.size() && text[j] == ' ') ++j;
+  if (j >= text.size()) return true;  // "\boxed" at the very end: cut before its brace
+  return text[j] == '{' && match_brace(text, j) == std::string_view::npos;
+}
+
 std::optional<std::string> last_boxed(std::string_view text) {
   auto boxes = find_boxes(text, 16);
   if (boxes.empty()) return std::nullopt;

@@ -25,6 +25,9 @@ std::vector<Candidate> pred_candidates(std::string_view text, const VerifyOption
 // Content of the last \boxed / \fbox group (adjacent boxes joined with ", "); nullopt if none.
 std::optional<std::string> last_boxed(std::string_view text);
 
+// Whether the last \boxed{ / \fbox{ of the text is never closed (a completion cut off inside its final answer).
+bool final_box_unclosed(std::string_view text);
+
 // The last number in free text, normalised (thousands separators dropped, decimal commas to points).
 std::optional<std::string> last_number(std::string_view text);
 

@@ -661,6 +661,15 @@ VerifyResult verify(std::string_view completion, std::string_view gold, const Ve
       r.reason = "gold too long";
       return r;
     }
+    // A completion cut off inside its final \boxed{...} has no final answer: the lenient fallbacks below would
+    // read one out of the cut text (a number inside the box, or before it) and could grade it correct.
+    if (opt.latex && opt.boxed && final_box_unclosed(completion)) {
+      r.reason = "the final \\boxed{ is never closed";
+      return r;
+    }
+    // Only the tail of a long completion is searched; a fallback (last number, whole text) read out of a cut
+    // text may come from the middle of an answer that starts before the cut, so only anchored answers count.
+    const bool cut = completion.size() > opt.scan_tail_chars;
     // Multiple-choice letters.
     std::optional<char> gl;
     if (opt.letters == 1) gl = extract_letter(gold, true);
@@ -703,7 +712,7 @@ VerifyResult verify(std::string_view completion, std::string_view gold, const Ve
     cands = pred_candidates(completion, opt, pass == 1);
     // The first candidate that parses (anchored ones may be wordy text answers).
     for (auto& c : cands) {
-      if (c.text.size() > opt.max_answer_chars && !c.anchored) continue;
+      if (!c.anchored && (cut || c.text.size() > opt.max_answer_chars)) continue;
       Parsed p = parse_answer(c.text, opt);
       if (p.status == ParseStatus::cap && c.anchored) {  // the committed answer is beyond the caps
         r.pred_extracted = c.text.substr(0, 200);

@@ -82,6 +82,24 @@ TEST_CASE("hostile inputs are answered within the caps", "[rewards][verifier][ca
     CHECK(verify(parens, "1").verdict != Verdict::wrong);  // the last number, or the depth cap
     CHECK(verify("1", parens).verdict == Verdict::ungradable);
   }
+  SECTION("a completion longer than the scanned tail earns nothing from the cut text") {
+    VerifyOptions opt;
+    const size_t tail = opt.scan_tail_chars;
+    // The final box opens before the cut: the tail holds only its inside, where a number sits.
+    std::string open_early = "\\boxed{" + std::string(tail + 100, 'x') + " 42}";
+    CHECK(verify(open_early, "42").verdict == Verdict::ungradable);
+    // Never closed at all: no final answer, whatever number precedes it.
+    std::string never_closed = "42. " + std::string(tail + 100, 'y') + " \\boxed{4";
+    CHECK(verify(never_closed, "42").verdict == Verdict::ungradable);
+    CHECK(verify(never_closed, "4").verdict == Verdict::ungradable);
+    // Unanchored fallbacks (the last number) are off beyond the tail, anchored answers still count.
+    std::string bare = std::string(tail + 100, 'z') + " so 42.";
+    CHECK(verify(bare, "42").verdict == Verdict::ungradable);
+    CHECK(verify(bare.substr(tail), "42").verdict == Verdict::correct);  // short: the fallback applies
+    std::string boxed = std::string(tail + 100, 'z') + " \\boxed{42}";
+    CHECK(verify(boxed, "42").verdict == Verdict::correct);
+    CHECK(verify(std::string(tail + 100, 'z') + " the answer is 42.", "42").verdict == Verdict::correct);
+  }
   SECTION("a megabyte of digits") {
     std::string digits(1 << 20, '7');
     auto r = verify(digits, "7");
