@@ -438,6 +438,7 @@ Rubric::Score Rubric::score_one(const CompletionInput& in) const {
 std::vector<Rubric::Score> Rubric::score(const std::vector<CompletionInput>& inputs, int threads,
                                          const std::function<void(size_t)>& on_scored) const {
   std::vector<Score> out(inputs.size());
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int nt = std::max(1, std::min<int>(threads, int(inputs.size())));
   std::atomic<size_t> next{0};
   auto work = [&] {

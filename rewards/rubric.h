@@ -71,7 +71,8 @@ class Rubric {
   std::vector<std::string> names() const;
   std::vector<double> weights() const;
   Score score_one(const CompletionInput& in) const;
-  // on_scored(n): n more completions are scored (called from the worker threads; progress displays).
+  // threads <= 0: one per core. on_scored(n): n more completions are scored (called from the worker threads;
+  // progress displays).
   std::vector<Score> score(const std::vector<CompletionInput>& inputs, int threads,
                            const std::function<void(size_t)>& on_scored = {}) const;
 

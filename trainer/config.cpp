@@ -146,6 +146,11 @@ Config parse_config(const std::string& text, const std::string& file, const std:
   read_section(root, "train", c.train, file);
   read_section(root, "distributed", c.distributed, file);
   read_section(root, "logging", c.logging, file);
+  // verl's names of the KL estimators, stored under ours (the resolved config, checkpoints and resume compare those)
+  auto& kl = c.algorithm.kl_estimator;
+  if (kl == "kl") kl = "k1";
+  else if (kl == "mse") kl = "k2";
+  else if (kl == "low_var_kl") kl = "k3";
   validate(c);
   return c;
 }
@@ -215,7 +220,7 @@ void validate(const Config& c) {
   one_of("algorithm.advantage", c.algorithm.advantage, {"grpo", "dr_grpo", "rloo", "reinforce_pp"});
   one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, {"group", "batch", "none"});
   one_of("algorithm.loss_agg", c.algorithm.loss_agg, {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"});
-  one_of("algorithm.kl_estimator", c.algorithm.kl_estimator, {"k1", "k2", "k3"});
+  one_of("algorithm.kl_estimator", c.algorithm.kl_estimator, {"k1", "k2", "k3"});  // kl | mse | low_var_kl mapped on load
   one_of("optim.schedule", c.optim.schedule, {"constant", "linear", "cosine"});
   // Completions per step are counted in 32-bit integers throughout the loop (and each one is a KV-cache slot).
   RLVR_CONFIG_CHECK(int64_t{c.train.prompts_per_step} * c.rollout.group_size <= (int64_t{1} << 24),

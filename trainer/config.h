@@ -86,6 +86,7 @@ struct RolloutConfig {
   int32_t max_batch_seqs = 64;           // completions decoded concurrently (KV-cache slots)
   int64_t max_cached_tokens = 0;         // KV-cache token budget; 0 = max_batch_seqs * (prompt + new)
   int32_t confidence_top_k = 20;         // DeepConf token confidence over the k most likely tokens; 0 = off
+  int32_t score_threads = 0;             // threads grading the completions; 0 = every core
   template <class V> void visit(V& v) {
     v.field("group_size", group_size, "G, completions per prompt (TRL num_generations, verl rollout.n)",
             at_least(2, 4096));
@@ -100,6 +101,8 @@ struct RolloutConfig {
             at_least(0, 1e12));
     v.field("confidence_top_k", confidence_top_k,
             "k of the per-token confidence (DeepConf) behind the confidence/correct and confidence/wrong metrics; 0 = off",
+            at_least(0, 1024));
+    v.field("score_threads", score_threads, "threads grading the completions with the rubric; 0 = every core",
             at_least(0, 1024));
   }
 };
@@ -133,7 +136,7 @@ struct AlgorithmConfig {
     v.field("loss_norm_len", loss_norm_len, "constant of seq-mean-token-sum-norm; 0 = rollout.max_new_tokens",
             at_least(0, 1 << 20));
     v.field("kl_coef", kl_coef, "KL coefficient beta; 0 = no reference model", at_least(0, 1e6));
-    v.field("kl_estimator", kl_estimator, "k1 | k2 | k3 (low_var_kl, clamped)");
+    v.field("kl_estimator", kl_estimator, "k1 | k2 | k3 (low_var_kl, clamped); verl's kl | mse | low_var_kl are accepted");
     v.field("kl_in_reward", kl_in_reward, "apply KL as a reward penalty instead of a loss term");
     v.field("entropy_coef", entropy_coef,
             "entropy bonus coefficient; != 0 adds the entropy's gradient pass (the entropy_mean metric is always "
@@ -172,6 +175,7 @@ struct TrainConfig {
   int32_t prompts_per_step = 8;          // PROMPTS per step over all ranks; completions = this x group_size
   int32_t mini_batches = 1;              // optimizer steps per batch per ppo epoch
   int32_t micro_batch_size = 16;         // COMPLETIONS per forward/backward (does not change the update)
+  int64_t max_tokens_per_micro_batch = 0;  // padded tokens per GRPO forward/backward, rows sorted by length; 0 = off
   int32_t save_every = 0;                // checkpoint every N steps; 0 = only at the end
   int32_t keep_last = 2;                 // checkpoints kept (older ones deleted)
   int32_t eval_every = 0;                // held-out eval every N steps; 0 = off
@@ -185,6 +189,11 @@ struct TrainConfig {
             at_least(1, 1 << 20));
     v.field("micro_batch_size", micro_batch_size, "COMPLETIONS per forward/backward; does not change the update",
             at_least(1, 1 << 20));
+    v.field("max_tokens_per_micro_batch", max_tokens_per_micro_batch,
+            "GRPO: micro-batches by token budget instead of micro_batch_size (verl ppo_max_token_len_per_gpu): "
+            "completions sorted by length, packed while rows x longest (prompt + response) fits; a longer one goes "
+            "alone; does not change the update; 0 = off",
+            at_least(0, int64_t{1} << 40));
     v.field("save_every", save_every, "checkpoint every N steps; 0 = at the end only", at_least(0));
     v.field("keep_last", keep_last, "number of checkpoints kept", at_least(1));
     v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off", at_least(0));

@@ -76,7 +76,7 @@ class GrpoLoop {
   MetricMap step_metrics(const StepData& d);
   MetricMap run_eval(int64_t step);
   void checkpoint(int64_t step);
-  std::vector<std::vector<size_t>> micro_batches(const std::vector<size_t>& rows) const;
+  std::vector<std::vector<size_t>> micro_batches(const StepData& d, const std::vector<size_t>& rows) const;
 
   RunContext ctx_;
   const Config& cfg_;
@@ -231,7 +231,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
                     static_cast<int64_t>(cp.ids.size()), c.rollout.max_new_tokens});
     }
     Progress score_bar("score", static_cast<int64_t>(in.size()), "completions");
-    auto scores = rubric_.score(in, /*threads=*/0, [&](size_t n) { score_bar.advance(static_cast<int64_t>(n)); });
+    auto scores = rubric_.score(in, cfg_.rollout.score_threads, [&](size_t n) { score_bar.advance(static_cast<int64_t>(n)); });
     score_bar.finish();
     d.score_s += seconds_since(t1);
 
@@ -304,11 +304,31 @@ void GrpoLoop::compute_step_advantages(StepData& d) {
   for (int64_t i = 0; i < N; ++i) d.samples[i].advantage = adv[i].item<double>();
 }
 
-std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const std::vector<size_t>& rows) const {
+// Micro-batches of `rows` (indices into d.samples): micro_batch_size rows each in order, or, with
+// train.max_tokens_per_micro_batch, rows sorted by length (longest first) and packed while rows x the longest
+// row's (prompt + response) tokens, the padded size of pack_batch, fits the budget. The losses are normalised
+// over the whole mini-batch, so the grouping changes the update only by summation order.
+std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const StepData& d, const std::vector<size_t>& rows) const {
   std::vector<std::vector<size_t>> out;
-  const size_t mb = cfg_.train.micro_batch_size;
-  for (size_t i = 0; i < rows.size(); i += mb)
-    out.emplace_back(rows.begin() + i, rows.begin() + std::min(rows.size(), i + mb));
+  const int64_t budget = cfg_.train.max_tokens_per_micro_batch;
+  if (budget <= 0) {
+    const size_t mb = cfg_.train.micro_batch_size;
+    for (size_t i = 0; i < rows.size(); i += mb)
+      out.emplace_back(rows.begin() + i, rows.begin() + std::min(rows.size(), i + mb));
+    return out;
+  }
+  auto len = [&](size_t i) {
+    return static_cast<int64_t>(prompt_ids_[d.samples[i].prompt].size() + d.samples[i].ids.size());
+  };
+  std::vector<size_t> order(rows);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len(a) > len(b); });
+  for (size_t i : order) {
+    // Sorted longest first: the first row of a micro-batch sets its padded length.
+    if (!out.empty() && static_cast<int64_t>(out.back().size() + 1) * len(out.back().front()) <= budget)
+      out.back().push_back(i);
+    else
+      out.push_back({i});
+  }
   return out;
 }
 
@@ -318,7 +338,7 @@ std::vector<at::Tensor> GrpoLoop::reference_logprobs(const StepData& d) {
   torch::NoGradGuard ng;
   std::vector<size_t> all(d.samples.size());
   std::iota(all.begin(), all.end(), 0);
-  for (const auto& mb : micro_batches(all)) {
+  for (const auto& mb : micro_batches(d, all)) {
     std::vector<const std::vector<int64_t>*> pr, rs;
     for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
     auto pb = pack_batch(pr, rs, policy_.pad_id, ctx_.device);
@@ -337,6 +357,7 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   PolicyLossMetrics acc;
   MetricMap out;
   double grad_norm_sum = 0, lr = 0;
+  double padded_tokens = 0, real_tokens = 0;  // of the packed micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
   const bool want_entropy = c.algorithm.entropy_coef != 0;
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
@@ -345,7 +366,7 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
       int64_t g0 = groups * m / c.train.mini_batches, g1 = groups * (m + 1) / c.train.mini_batches;
       std::vector<size_t> rows;
       for (int64_t i = g0 * G; i < g1 * G; ++i) rows.push_back(i);
-      auto mbs = micro_batches(rows);
+      auto mbs = micro_batches(d, rows);
       std::vector<PackedBatch> packed;
       GlobalNorm norm;
       std::vector<at::Tensor> masks;
@@ -353,6 +374,10 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
         std::vector<const std::vector<int64_t>*> pr, rs;
         for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
         packed.push_back(pack_batch(pr, rs, policy_.pad_id, ctx_.device));
+        if (epoch == 0) {
+          padded_tokens += static_cast<double>(packed.back().tokens.numel());
+          for (size_t k = 0; k < mb.size(); ++k) real_tokens += static_cast<double>(pr[k]->size() + rs[k]->size());
+        }
         auto mask = packed.back().resp_mask.clone();
         if (c.algorithm.mask_truncated)
           for (size_t k = 0; k < mb.size(); ++k)
@@ -425,6 +450,11 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   }
   out["grad_norm"] = grad_norm_sum / std::max(1, opt_steps);
   out["lr"] = lr;
+  {
+    // Padding of the update's micro-batches over all ranks: padded / real tokens - 1 (0 = no padding).
+    auto t = comm.all_reduce_scalars({padded_tokens, real_tokens}, dist::ReduceOp::sum);
+    out["update/padding_ratio"] = t[1] > 0 ? t[0] / t[1] - 1.0 : 0.0;
+  }
   out["optimizer_steps_skipped"] = skipped;
   if (skipped == opt_steps) {
     ++nonfinite_streak_;

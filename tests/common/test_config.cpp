@@ -64,6 +64,14 @@ TEST_CASE("config: a bad value names key and value", "[config]") {
         "algorithm.loss_agg must be one of [token-mean, seq-mean-token-mean, seq-mean-token-sum-norm], got 'token-sum'");
 }
 
+TEST_CASE("config: verl's KL estimator names map to ours, unknown ones are refused", "[config]") {
+  CHECK(parse_config("algorithm: {kl_estimator: kl}\n", "x.yaml").algorithm.kl_estimator == "k1");
+  CHECK(parse_config("algorithm: {kl_estimator: mse}\n", "x.yaml").algorithm.kl_estimator == "k2");
+  CHECK(parse_config("", "x.yaml", {"algorithm.kl_estimator=low_var_kl"}).algorithm.kl_estimator == "k3");
+  CHECK(parse_config("", "x.yaml", {"algorithm.kl_estimator=k2"}).algorithm.kl_estimator == "k2");
+  CHECK_THROWS_WITH(parse_config("algorithm: {kl_estimator: k4}\n", "x.yaml"), Catch::Contains("kl_estimator"));
+}
+
 TEST_CASE("config: overrides apply in order and are checked", "[config]") {
   Config c = parse_config("rollout:\n  group_size: 4\n", "x.yaml",
                           {"rollout.group_size=6", "algorithm.clip_high=0.28", "rollout.stop=[a, b]"});

@@ -2,6 +2,11 @@
 // inputs answered within the caps, extraction details, agreement with the peer cases in shared data, and
 // the reward functions / Rubric built from RewardSpec.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include <cmath>
 #include <fstream>
@@ -246,6 +251,42 @@ CompletionInput input(std::string_view c, std::string_view ref, int64_t n = 10, 
   return in;
 }
 }  // namespace
+
+TEST_CASE("rubric: scoring runs on several threads and gives the one-thread scores", "[rewards][rubric]") {
+  auto r = Rubric::from_specs({spec("math_accuracy"), spec("format", 0.5), spec("random_reward", 0.25)});
+  std::vector<std::string> preds, golds;
+  for (int i = 0; i < 400; ++i) {
+    preds.push_back("so \\boxed{\\frac{" + std::to_string(i) + "}{" + std::to_string(i % 7 + 1) + "}}");
+    golds.push_back(std::to_string(i / (i % 7 + 1)));
+  }
+  std::vector<CompletionInput> in;
+  for (int i = 0; i < 400; ++i) in.push_back({preds[i], golds[i], false, 8, 16});
+  auto one = r.score(in, 1);
+  // The first completion scored waits (at most 20 s) until a second thread has scored one: with one thread the
+  // wait runs out and the test fails.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<std::thread::id> ids;
+  auto many = r.score(in, 4, [&](size_t) {
+    std::unique_lock<std::mutex> lk(mu);
+    ids.insert(std::this_thread::get_id());
+    cv.notify_all();
+    cv.wait_for(lk, std::chrono::seconds(20), [&] { return ids.size() >= 2; });
+  });
+  CHECK(ids.size() >= 2);
+  REQUIRE(many.size() == one.size());
+  int correct = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    CHECK(many[i].total == one[i].total);
+    CHECK(many[i].per_function == one[i].per_function);
+    CHECK(many[i].verdict == one[i].verdict);
+    correct += one[i].verdict == Verdict::correct;
+  }
+  CHECK(correct > 0);
+  CHECK(correct < 400);  // both verdicts occur: the comparison covers both
+  auto all_cores = r.score(in, 0);  // 0 = one thread per core: the same scores
+  for (size_t i = 0; i < one.size(); ++i) CHECK(all_cores[i].total == one[i].total);
+}
 
 TEST_CASE("rubric: names, unknown names, bad arguments", "[rewards][rubric]") {
   auto r = Rubric::from_specs({spec("math_accuracy"), spec("format", 0.5)});

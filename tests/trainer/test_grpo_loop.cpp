@@ -120,6 +120,22 @@ TEST_CASE("grpo: the update does not depend on the micro-batch size", "[trainer]
       INFO(agg << ", micro_batch_size " << mb);
       CHECK(max_param_diff(base / "checkpoints" / "step_1", d / "checkpoints" / "step_1") < 1e-6);
     }
+    // Token-budget micro-batches (rows sorted by length, regrouped): the same update. Rows are 10-13 prompt +
+    // 1-16 response tokens, so a 64-token budget packs 2-6 rows and 1 token puts every row alone.
+    for (const char* budget : {"64", "1"}) {
+      auto d = fresh(std::string("tok") + budget + "_" + agg);
+      trainer::run_grpo(tiny(d, with({"train.steps=1", "optim.eps=1e-6", std::string("algorithm.loss_agg=") + agg,
+                                      std::string("train.max_tokens_per_micro_batch=") + budget},
+                                     "16")));
+      INFO(agg << ", max_tokens_per_micro_batch " << budget);
+      CHECK(max_param_diff(base / "checkpoints" / "step_1", d / "checkpoints" / "step_1") < 1e-6);
+      auto m = metrics_of(d);
+      REQUIRE(m.size() == 1);
+      auto b = metrics_of(base);
+      // Sorting by length cuts the padding of the 16-row micro-batch; one row each has none.
+      CHECK(m[0]["update/padding_ratio"].get<double>() < b[0]["update/padding_ratio"].get<double>());
+      if (std::string(budget) == "1") CHECK(m[0]["update/padding_ratio"].get<double>() == 0.0);
+    }
   }
 }
 
