@@ -23,11 +23,7 @@ double held_out_accuracy(const Config& c, const std::filesystem::path& scratch) 
   auto device = trainer::resolve_device(c.run.device);
   auto policy = trainer::load_policy(c.model, scratch, c.run.seed, device);
   auto ds = trainer::load_eval_data(c);
-  trainer::EvalOptions eo;
-  eo.samples = 1;
-  eo.sampling.temperature = 0.0;
-  eo.sampling.max_new_tokens = c.rollout.max_new_tokens;
-  eo.max_batch_seqs = c.rollout.max_batch_seqs;
+  trainer::EvalOptions eo = trainer::eval_options_from_config(c, 1);
   return trainer::evaluate(policy, ds, c.data, eo).metrics.at("mean@1");
 }
 

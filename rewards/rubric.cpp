@@ -12,19 +12,62 @@
 #include <thread>
 
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "data/countdown.h"
 
 namespace rlvr::rewards {
+
+namespace {
+
+bool is_countdown(const nlohmann::json* extra) {
+  return extra && extra->is_object() && extra->value("task", "") == "countdown" && extra->contains("numbers") &&
+         extra->contains("target");
+}
+
+// A countdown record: the extracted answer must be an expression over the record's numbers equal to its target
+// (the same checker as evaluation); `\boxed{<target>}` alone is not an expression over the numbers.
+VerifyResult verify_countdown(std::string_view completion, const nlohmann::json& extra, const VerifyOptions& opt) {
+  VerifyResult r;
+  r.gold_extracted = extra["target"].dump();
+  try {
+    auto answer = extract_answer(completion, opt);
+    if (!answer) {
+      r.reason = "countdown: nothing extracted";
+      return r;
+    }
+    r.pred_extracted = answer->substr(0, 200);
+    const auto& nums = extra["numbers"];
+    const auto& target = extra["target"];
+    if (!nums.is_array() || !target.is_number_integer()) {
+      r.reason = "countdown: the record's numbers or target are malformed";
+      return r;
+    }
+    auto v = data::check_countdown(*answer, nums.get<std::vector<int64_t>>(), target.get<int64_t>());
+    r.verdict = v.correct() ? Verdict::correct : Verdict::wrong;
+    r.reason = std::string("countdown: ") + data::to_string(v.status);
+  } catch (...) {
+    r.verdict = Verdict::ungradable;
+    r.reason = "countdown: malformed record";
+  }
+  return r;
+}
+
+}  // namespace
 
 const VerifyResult& VerifyCache::get(const VerifyOptions& opt) {
   for (auto& [o, r] : done_)
     if (o == opt) return r;
+  auto run = [&] {
+    return is_countdown(in_.extra) ? verify_countdown(in_.completion, *in_.extra, opt)
+                                   : verify(in_.completion, in_.reference, opt);
+  };
   if (done_.size() == done_.capacity()) {  // never reallocate: callers may hold earlier references
-    extra_ = verify(in_.completion, in_.reference, opt);
+    extra_ = run();
     return extra_;
   }
-  done_.emplace_back(opt, verify(in_.completion, in_.reference, opt));
+  done_.emplace_back(opt, run());
   return done_.back().second;
 }
 

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "rewards/reward_spec.h"
 #include "rewards/verifier.h"
 
@@ -22,6 +24,10 @@ struct CompletionInput {
   bool truncated = false;       // generation hit max_tokens
   int64_t num_tokens = 0;       // completion length in tokens
   int64_t max_tokens = 0;       // generation budget (0: unknown)
+  // The record's task fields, when it has any: a countdown record ({"task": "countdown", "numbers": [...],
+  // "target": n}) is graded by countdown's exact checker (the answer must be an expression over the numbers
+  // that equals the target), not by comparing the answer with the reference; nullptr = a reference answer.
+  const nlohmann::json* extra = nullptr;
 };
 
 // Verification shared by the functions of one completion (computed at most once per distinct options).

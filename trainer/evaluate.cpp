@@ -27,6 +27,26 @@ Graded grade(const std::string& completion, const data::Record& record) {
   return g;
 }
 
+rollout::SamplingParams sampling_from_config(const Config& c) {
+  rollout::SamplingParams sp;
+  sp.max_new_tokens = c.rollout.max_new_tokens;
+  sp.temperature = c.rollout.temperature;
+  sp.top_p = c.rollout.top_p;
+  sp.top_k = c.rollout.top_k;
+  sp.min_p = c.rollout.min_p;
+  sp.stop = c.rollout.stop;
+  return sp;
+}
+
+EvalOptions eval_options_from_config(const Config& c, int32_t samples) {
+  EvalOptions eo;
+  eo.samples = samples;
+  eo.sampling = sampling_from_config(c);
+  if (samples == 1) eo.sampling.temperature = 0.0;
+  eo.max_batch_seqs = c.rollout.max_batch_seqs;
+  return eo;
+}
+
 nlohmann::json EvalReport::to_json(const EvalOptions& o) const {
   nlohmann::ordered_json j;
   for (const auto& [k, v] : metrics) j[k] = v;

@@ -34,6 +34,14 @@ struct EvalOptions {
   int32_t max_think_tokens = 0;        // thinking budget (budget forcing); 0 = off
 };
 
+// rollout.* of the config as sampling parameters (eos_ids stay empty: they come from the tokenizer).
+rollout::SamplingParams sampling_from_config(const Config& c);
+
+// The held-out evaluation the training commands run: `samples` per problem, greedy at 1, else the rollout's
+// temperature; top_p, top_k, min_p, stop strings, token budget and batch size from the config (one place, so
+// that GRPO's, SFT's and the quickstart's evaluations sample alike).
+EvalOptions eval_options_from_config(const Config& c, int32_t samples);
+
 struct EvalReport {
   std::map<std::string, double> metrics;  // "mean@k", "pass@1", "pass@k", "maj@k", "response_length/mean", ...
   // Per aggregation method, per problem: the winning answer (nullopt = no vote) and whether it is correct.

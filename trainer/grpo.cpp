@@ -186,14 +186,8 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   ro.seed = static_cast<uint64_t>(c.run.seed) * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL;
   const auto& tok = policy_.tokenizer;
   ro.detokenize = [&tok](const std::vector<int64_t>& ids) { return tok.decode(ids, /*skip_special=*/true); };
-  rollout::SamplingParams sp;
-  sp.max_new_tokens = c.rollout.max_new_tokens;
-  sp.temperature = c.rollout.temperature;
-  sp.top_p = c.rollout.top_p;
-  sp.top_k = c.rollout.top_k;
-  sp.min_p = c.rollout.min_p;
+  rollout::SamplingParams sp = sampling_from_config(c);
   sp.eos_ids = policy_.eos_ids;
-  sp.stop = c.rollout.stop;
 
   auto [lo, hi] = data::rank_slice(c.train.prompts_per_step, comm.rank(), comm.world_size());
   const int64_t target_groups = hi - lo;
@@ -228,7 +222,8 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
     for (const auto& cp : comps) {
       const auto& rec = train_[idx[cp.prompt_index]];
       in.push_back({cp.text, rec.reference, cp.finish == rollout::FinishReason::length,
-                    static_cast<int64_t>(cp.ids.size()), c.rollout.max_new_tokens});
+                    static_cast<int64_t>(cp.ids.size()), c.rollout.max_new_tokens,
+                    rec.extra.is_object() ? &rec.extra : nullptr});
     }
     Progress score_bar("score", static_cast<int64_t>(in.size()), "completions");
     auto scores = rubric_.score(in, cfg_.rollout.score_threads, [&](size_t n) { score_bar.advance(static_cast<int64_t>(n)); });
@@ -550,13 +545,7 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
 }
 
 MetricMap GrpoLoop::run_eval(int64_t step) {
-  EvalOptions eo;
-  eo.samples = cfg_.train.eval_samples;
-  eo.sampling.max_new_tokens = cfg_.rollout.max_new_tokens;
-  eo.sampling.temperature = eo.samples == 1 ? 0.0 : cfg_.rollout.temperature;
-  eo.sampling.top_p = cfg_.rollout.top_p;
-  eo.sampling.stop = cfg_.rollout.stop;
-  eo.max_batch_seqs = cfg_.rollout.max_batch_seqs;
+  EvalOptions eo = eval_options_from_config(cfg_, cfg_.train.eval_samples);
   eo.seed = static_cast<uint64_t>(cfg_.run.seed) + 17;
   MetricMap out = evaluate_on_ranks(*ctx_.comm, policy_, eval_, cfg_.data, eo);
   if (!out.empty()) {

@@ -80,11 +80,7 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
   std::string last_ckpt;
   log::info("SFT: {} pairs, {} steps x {} sequences", prompts.size(), c.train.steps, c.train.prompts_per_step);
   auto do_eval = [&](int64_t step) {
-    EvalOptions eo;
-    eo.samples = 1;
-    eo.sampling.temperature = 0.0;
-    eo.sampling.max_new_tokens = c.rollout.max_new_tokens;
-    eo.max_batch_seqs = c.rollout.max_batch_seqs;
+    EvalOptions eo = eval_options_from_config(c, 1);
     MetricMap out = evaluate_on_ranks(comm, policy, eval, c.data, eo);
     if (!out.empty()) {
       log::info("sft eval at step {}: greedy accuracy {:.3f} on {} held-out problems", step, out["eval/mean@1"],

@@ -288,6 +288,30 @@ TEST_CASE("rubric: scoring runs on several threads and gives the one-thread scor
   for (size_t i = 0; i < one.size(); ++i) CHECK(all_cores[i].total == one[i].total);
 }
 
+TEST_CASE("rubric: a countdown record is graded by its expression, not by the target alone", "[rewards][rubric]") {
+  auto r = Rubric::from_specs({spec("math_accuracy"), spec("format", 0.5, {{"style", "boxed"}})});
+  const nlohmann::json extra = {{"task", "countdown"}, {"numbers", {3, 7, 8}}, {"target", 29}};
+  auto score = [&](const std::string& completion, const nlohmann::json* e) {
+    return r.score_one({completion, "29", false, 8, 64, e});
+  };
+  // The target alone: correct as a plain answer, worth nothing on a countdown record (format still counts).
+  CHECK(score("so \\boxed{29}", nullptr).per_function[0] == 1.0);
+  auto bare = score("so \\boxed{29}", &extra);
+  CHECK(bare.per_function[0] == 0.0);
+  CHECK(bare.per_function[1] == 1.0);
+  CHECK(bare.verdict == Verdict::wrong);
+  auto good = score("3*7=21, 21+8=29. \\boxed{3*7+8}", &extra);
+  CHECK(good.per_function[0] == 1.0);
+  CHECK(good.verdict == Verdict::correct);
+  CHECK(score("\\boxed{3*7+8+0}", &extra).per_function[0] == 0.0);   // 0 is not a given number
+  CHECK(score("\\boxed{7*3+8*1}", &extra).per_function[0] == 0.0);   // neither is 1
+  CHECK(score("\\boxed{3*8+7}", &extra).per_function[0] == 0.0);     // 31
+  CHECK(score("no answer here", &extra).verdict == Verdict::ungradable);
+  // A record whose extra is not a countdown record is graded against its reference.
+  const nlohmann::json other = {{"source", "gsm8k"}};
+  CHECK(score("\\boxed{29}", &other).per_function[0] == 1.0);
+}
+
 TEST_CASE("rubric: names, unknown names, bad arguments", "[rewards][rubric]") {
   auto r = Rubric::from_specs({spec("math_accuracy"), spec("format", 0.5)});
   CHECK(r.names() == std::vector<std::string>{"math_accuracy", "format"});

@@ -8,6 +8,7 @@
 #include "common/fs.h"
 #include "model/causal_lm.h"
 #include "trainer/config.h"
+#include "trainer/evaluate.h"
 #include "trainer/grpo.h"
 #include "trainer/policy.h"
 #include "trainer/sft.h"
@@ -81,6 +82,27 @@ double moved_from_init(const fs::path& ckpt, const Config& cfg) {
 }
 
 }  // namespace
+
+TEST_CASE("eval options: every training command's evaluation samples with the rollout settings", "[trainer][loop]") {
+  auto c = parse_config("", "x.yaml",
+                        {"rollout.temperature=0.7", "rollout.top_p=0.9", "rollout.top_k=5", "rollout.min_p=0.05",
+                         "rollout.stop=[\"###\"]", "rollout.max_new_tokens=48", "rollout.max_batch_seqs=12"});
+  auto eo = trainer::eval_options_from_config(c, 4);
+  CHECK(eo.samples == 4);
+  CHECK(eo.sampling.temperature == 0.7);
+  CHECK(eo.sampling.top_p == 0.9);
+  CHECK(eo.sampling.top_k == 5);
+  CHECK(eo.sampling.min_p == 0.05);
+  CHECK(eo.sampling.stop == std::vector<std::string>{"###"});
+  CHECK(eo.sampling.max_new_tokens == 48);
+  CHECK(eo.max_batch_seqs == 12);
+  auto greedy = trainer::eval_options_from_config(c, 1);
+  CHECK(greedy.sampling.temperature == 0.0);
+  CHECK(greedy.sampling.stop == std::vector<std::string>{"###"});  // SFT's and the quickstart's used to drop them
+  auto sp = trainer::sampling_from_config(c);
+  CHECK(sp.top_k == 5);
+  CHECK(sp.temperature == 0.7);
+}
 
 TEST_CASE("grpo: a resumed run reproduces the uninterrupted run", "[trainer][loop]") {
   auto full = fresh("full"), part = fresh("part");
