@@ -14,9 +14,9 @@ data=${RLVR_SHARED_DATA:-$root/../shared/data}
 mkdir -p "$work"
 rm -rf "$work/venv" "$work/target"
 "$py" -m venv "$work/venv"
-# The wheel is built once per state of its sources (python/, rewards/, common/, the CMake files) and kept in
+# The wheel is built once per state of its sources (python/, rewards/, data/, common/, the CMake files) and kept in
 # WORK_DIR with the CMake build folder; the fresh virtualenv then installs it with pip.
-key=$(cd "$root" && find python rewards common cmake CMakeLists.txt -type f ! -name '*.pyc' -print0 | sort -z |
+key=$(cd "$root" && find python rewards data common cmake CMakeLists.txt -type f ! -name '*.pyc' -print0 | sort -z |
       xargs -0 sha1sum | sha1sum | cut -c1-12)
 wheels=$work/wheel-$key
 if ! ls "$wheels"/rlvr_verify-*.whl >/dev/null 2>&1; then
