@@ -94,7 +94,8 @@ trainer::EvalOptions eval_options(const Config& c, const Opts& o) {
   eo.sampling.min_p = o.min_p;
   eo.sampling.stop = c.rollout.stop;
   eo.max_batch_seqs = c.rollout.max_batch_seqs;
-  eo.seed = c.run.seed;
+  // --seed changes the samples only: run.seed also generates a builtin task's problems, which stay the same
+  eo.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : static_cast<uint64_t>(c.run.seed);
   eo.per_sample_path = o.per_sample;
   eo.aggregates = data::parse_aggregates(o.aggregate);
   eo.confidence_top_k = o.conf_top_k;
@@ -265,7 +266,7 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--top-p", o->top_p, "nucleus sampling; 1.0 = off (default)");
   sub->add_option("--top-k", o->top_k, "top-k sampling; 0 = off");
   sub->add_option("--min-p", o->min_p, "min-p sampling; 0 = off");
-  sub->add_option("--seed", o->seed, "sampling seed (default run.seed)");
+  sub->add_option("--seed", o->seed, "sampling seed (default run.seed); the problems of a builtin task stay those of run.seed");
   sub->add_option("--limit", o->limit, "evaluate the first N problems only");
   sub->add_option("--difficulty", o->difficulty, "builtin tasks: difficulty level (default data.task_difficulty)");
   sub->add_option("--template", o->templ, "prompt template: r1_zero | qwen_math | chat | raw (default: the checkpoint's)");
@@ -295,7 +296,6 @@ void add_eval(CLI::App& app, Action& run) {
       if (!o->templ.empty()) c.data.templ = o->templ;
       if (!o->chat_template.empty()) c.model.chat_template = o->chat_template;
       if (o->difficulty > 0) c.data.task_difficulty = o->difficulty;
-      if (o->seed >= 0) c.run.seed = o->seed;
       data::parse_aggregates(o->aggregate);  // a bad name fails before a model is loaded
       if (!o->run_dir.empty()) {
         RLVR_CONFIG_CHECK(o->model.empty(), "rlvr eval: give --model or --run, not both");

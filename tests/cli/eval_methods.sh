@@ -23,6 +23,19 @@ grep -q "template_string='Question {prompt} Answer'" "$out/fmt.log" || { echo "c
   'data.template_string=Q {prompt}' > "$out/fmt2.log" 2>&1 || { cat "$out/fmt2.log"; exit 1; }
 grep -q "template_string='Q {prompt}'" "$out/fmt2.log" || { echo "override did not win"; cat "$out/fmt2.log"; exit 1; }
 
+# 1b. --seed changes the samples, not the builtin task's problems (run.seed generates those).
+for s in 5 6; do
+  "$rlvr" eval --model "$ckpt" --data builtin:arithmetic -k 2 --limit 4 --temperature 1.0 --seed $s "${common[@]}" \
+    --per-sample "$out/seed$s.jsonl" --out "$out/seed$s.json" > "$out/seed$s.log" 2>&1 || { cat "$out/seed$s.log"; exit 1; }
+done
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+a, b = ([json.loads(l) for l in open(f"{out}/seed{s}.jsonl")] for s in (5, 6))
+assert [(x["id"], x["reference"]) for x in a] == [(x["id"], x["reference"]) for x in b], "--seed changed the problems"
+assert [x["text"] for x in a] != [x["text"] for x in b], "--seed did not change the samples"
+PY
+
 # 2. Every method, online agreement and stopping, one sequence at a time.
 methods=maj,conf-mean,conf-lowest@10,conf-tail@90,conf-bottom10,short-2,online-low,online-high
 "$rlvr" eval --model "$ckpt" --data builtin:arithmetic -k 8 --temperature 1.0 --limit 12 --aggregate "$methods" \
