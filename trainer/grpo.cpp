@@ -22,6 +22,7 @@
 #include "trainer/batch.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
+#include "trainer/micro_batches.h"
 #include "trainer/dist/overlap.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
@@ -299,32 +300,14 @@ void GrpoLoop::compute_step_advantages(StepData& d) {
   for (int64_t i = 0; i < N; ++i) d.samples[i].advantage = adv[i].item<double>();
 }
 
-// Micro-batches of `rows` (indices into d.samples): micro_batch_size rows each in order, or, with
-// train.max_tokens_per_micro_batch, rows sorted by length (longest first) and packed while rows x the longest
-// row's (prompt + response) tokens, the padded size of pack_batch, fits the budget. The losses are normalised
-// over the whole mini-batch, so the grouping changes the update only by summation order.
+// Micro-batches of `rows` (indices into d.samples), planned on each row's prompt + response tokens (the padded
+// size of pack_batch). The losses are normalised over the whole mini-batch, so the grouping changes the update
+// only by summation order.
 std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const StepData& d, const std::vector<size_t>& rows) const {
-  std::vector<std::vector<size_t>> out;
-  const int64_t budget = cfg_.train.max_tokens_per_micro_batch;
-  if (budget <= 0) {
-    const size_t mb = cfg_.train.micro_batch_size;
-    for (size_t i = 0; i < rows.size(); i += mb)
-      out.emplace_back(rows.begin() + i, rows.begin() + std::min(rows.size(), i + mb));
-    return out;
-  }
-  auto len = [&](size_t i) {
-    return static_cast<int64_t>(prompt_ids_[d.samples[i].prompt].size() + d.samples[i].ids.size());
-  };
-  std::vector<size_t> order(rows);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len(a) > len(b); });
-  for (size_t i : order) {
-    // Sorted longest first: the first row of a micro-batch sets its padded length.
-    if (!out.empty() && static_cast<int64_t>(out.back().size() + 1) * len(out.back().front()) <= budget)
-      out.back().push_back(i);
-    else
-      out.push_back({i});
-  }
-  return out;
+  std::vector<int64_t> lengths(d.samples.size(), 0);
+  for (size_t i : rows)
+    lengths[i] = static_cast<int64_t>(prompt_ids_[d.samples[i].prompt].size() + d.samples[i].ids.size());
+  return plan_micro_batches(lengths, rows, cfg_.train.micro_batch_size, cfg_.train.max_tokens_per_micro_batch);
 }
 
 std::vector<at::Tensor> GrpoLoop::reference_logprobs(const StepData& d) {

@@ -1,0 +1,24 @@
+// Micro-batch planning for the update: which rows (completions) go through one forward/backward together.
+// Free of LibTorch, so the padding it causes can be measured on real length distributions (bench/padding).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace rlvr::trainer {
+
+// rows: indices into `lengths` (each row's prompt + response tokens, the padded size pack_batch gives a row).
+// max_tokens <= 0: consecutive groups of micro_batch_size rows, in the given order.
+// max_tokens > 0: rows sorted by length (longest first, ties in the given order) and packed while
+// rows x the longest row of the micro-batch fits max_tokens; a row longer than the budget goes alone.
+std::vector<std::vector<size_t>> plan_micro_batches(const std::vector<int64_t>& lengths, const std::vector<size_t>& rows,
+                                                    int64_t micro_batch_size, int64_t max_tokens);
+
+// Padded tokens (rows x longest row, summed over micro-batches) and real tokens of a plan.
+struct PaddingCount {
+  double padded = 0, real = 0;
+  double ratio() const { return real > 0 ? padded / real - 1.0 : 0.0; }  // 0 = no padding
+};
+PaddingCount count_padding(const std::vector<int64_t>& lengths, const std::vector<std::vector<size_t>>& plan);
+
+}  // namespace rlvr::trainer
