@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--max-batch-seqs", max_batch_seqs);
   app.add_option("--reps", reps);
+  int confidence_top_k = 0;  // > 0: record DeepConf token confidence as training rollouts do (rollout.confidence_top_k)
+  app.add_option("--confidence-top-k", confidence_top_k);
   CLI11_PARSE(app, argc, argv);
   at::set_num_threads(threads);
   auto model = rlvr::model::CausalLM::from_pretrained(model_dir, at::Device(at::kCPU), at::kFloat);
@@ -78,7 +80,9 @@ int main(int argc, char** argv) {
   for (int r = 0; r < reps; ++r) {
     auto t = Clock::now();
     const std::clock_t c0 = std::clock();
-    engine.generate(prompts, sp, samples);
+    rlvr::rollout::GenerateControl ctl;
+    ctl.confidence_top_k = confidence_top_k;
+    engine.generate(prompts, sp, samples, ctl);
     double dt = since(t);
     best_cpu = std::min(best_cpu, static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
     if (dt < best) {
