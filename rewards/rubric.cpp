@@ -56,18 +56,19 @@ VerifyResult verify_countdown(std::string_view completion, const nlohmann::json&
 
 }  // namespace
 
+VerifyResult verify_completion(std::string_view completion, std::string_view reference, const nlohmann::json* extra,
+                               const VerifyOptions& opt) {
+  return is_countdown(extra) ? verify_countdown(completion, *extra, opt) : verify(completion, reference, opt);
+}
+
 const VerifyResult& VerifyCache::get(const VerifyOptions& opt) {
   for (auto& [o, r] : done_)
     if (o == opt) return r;
-  auto run = [&] {
-    return is_countdown(in_.extra) ? verify_countdown(in_.completion, *in_.extra, opt)
-                                   : verify(in_.completion, in_.reference, opt);
-  };
   if (done_.size() == done_.capacity()) {  // never reallocate: callers may hold earlier references
-    extra_ = run();
+    extra_ = verify_completion(in_.completion, in_.reference, in_.extra, opt);
     return extra_;
   }
-  done_.emplace_back(opt, run());
+  done_.emplace_back(opt, verify_completion(in_.completion, in_.reference, in_.extra, opt));
   return done_.back().second;
 }
 

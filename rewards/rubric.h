@@ -30,6 +30,12 @@ struct CompletionInput {
   const nlohmann::json* extra = nullptr;
 };
 
+// Grades one completion of a record: a countdown record (see CompletionInput::extra) by countdown's exact
+// expression checker, any other by verify() against the reference. Training (the rubric), evaluation and
+// distillation all grade through this. Never throws.
+VerifyResult verify_completion(std::string_view completion, std::string_view reference, const nlohmann::json* extra,
+                               const VerifyOptions& opt = {});
+
 // Verification shared by the functions of one completion (computed at most once per distinct options).
 class VerifyCache {
  public:

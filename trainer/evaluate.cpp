@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "data/estimators.h"
-#include "data/tasks.h"
+#include "rewards/rubric.h"
 #include "rewards/verifier.h"
 #include "rollout/engine.h"
 
@@ -19,11 +19,7 @@ namespace rlvr::trainer {
 Graded grade(const std::string& completion, const data::Record& record) {
   Graded g;
   g.answer = rewards::extract_answer(completion);
-  if (record.extra.is_object() && record.extra.value("task", "") == "countdown") {
-    g.correct = g.answer && data::check_countdown_record(*g.answer, record).correct();
-  } else {
-    g.correct = rewards::verify(completion, record.reference).verdict == rewards::Verdict::correct;
-  }
+  g.correct = rewards::verify_completion(completion, record.reference, &record.extra).verdict == rewards::Verdict::correct;
   return g;
 }
 

@@ -77,7 +77,8 @@ class GrpoLoop {
   MetricMap step_metrics(const StepData& d);
   MetricMap run_eval(int64_t step);
   void checkpoint(int64_t step);
-  std::vector<std::vector<size_t>> micro_batches(const StepData& d, const std::vector<size_t>& rows) const;
+  std::vector<int64_t> row_lengths(const StepData& d) const;
+  std::vector<std::vector<size_t>> micro_batches(const std::vector<int64_t>& lengths, const std::vector<size_t>& rows) const;
 
   RunContext ctx_;
   const Config& cfg_;
@@ -300,13 +301,18 @@ void GrpoLoop::compute_step_advantages(StepData& d) {
   for (int64_t i = 0; i < N; ++i) d.samples[i].advantage = adv[i].item<double>();
 }
 
-// Micro-batches of `rows` (indices into d.samples), planned on each row's prompt + response tokens (the padded
-// size of pack_batch). The losses are normalised over the whole mini-batch, so the grouping changes the update
-// only by summation order.
-std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const StepData& d, const std::vector<size_t>& rows) const {
-  std::vector<int64_t> lengths(d.samples.size(), 0);
-  for (size_t i : rows)
-    lengths[i] = static_cast<int64_t>(prompt_ids_[d.samples[i].prompt].size() + d.samples[i].ids.size());
+// Each sample's prompt + response tokens (the padded size pack_batch gives its row), for micro-batch planning.
+std::vector<int64_t> GrpoLoop::row_lengths(const StepData& d) const {
+  std::vector<int64_t> out(d.samples.size());
+  for (size_t i = 0; i < d.samples.size(); ++i)
+    out[i] = static_cast<int64_t>(prompt_ids_[d.samples[i].prompt].size() + d.samples[i].ids.size());
+  return out;
+}
+
+// Micro-batches of `rows` (indices into d.samples). The losses are normalised over the whole mini-batch, so the
+// grouping changes the update only by summation order.
+std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const std::vector<int64_t>& lengths,
+                                                         const std::vector<size_t>& rows) const {
   return plan_micro_batches(lengths, rows, cfg_.train.micro_batch_size, cfg_.train.max_tokens_per_micro_batch);
 }
 
@@ -316,7 +322,7 @@ std::vector<at::Tensor> GrpoLoop::reference_logprobs(const StepData& d) {
   torch::NoGradGuard ng;
   std::vector<size_t> all(d.samples.size());
   std::iota(all.begin(), all.end(), 0);
-  for (const auto& mb : micro_batches(d, all)) {
+  for (const auto& mb : micro_batches(row_lengths(d), all)) {
     std::vector<const std::vector<int64_t>*> pr, rs;
     for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
     auto pb = pack_batch(pr, rs, policy_.pad_id, ctx_.device);
@@ -335,7 +341,8 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   PolicyLossMetrics acc;
   MetricMap out;
   double grad_norm_sum = 0, lr = 0;
-  double padded_tokens = 0, real_tokens = 0;  // of the packed micro-batches (first epoch)
+  const auto lengths = row_lengths(d);
+  PaddingCount padding;  // of the update's micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
   const bool want_entropy = c.algorithm.entropy_coef != 0;
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
@@ -344,7 +351,11 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
       int64_t g0 = groups * m / c.train.mini_batches, g1 = groups * (m + 1) / c.train.mini_batches;
       std::vector<size_t> rows;
       for (int64_t i = g0 * G; i < g1 * G; ++i) rows.push_back(i);
-      auto mbs = micro_batches(d, rows);
+      auto mbs = micro_batches(lengths, rows);
+      if (epoch == 0) {
+        auto pc = count_padding(lengths, mbs);
+        padding.padded += pc.padded, padding.real += pc.real;
+      }
       std::vector<PackedBatch> packed;
       GlobalNorm norm;
       std::vector<at::Tensor> masks;
@@ -352,10 +363,6 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
         std::vector<const std::vector<int64_t>*> pr, rs;
         for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
         packed.push_back(pack_batch(pr, rs, policy_.pad_id, ctx_.device));
-        if (epoch == 0) {
-          padded_tokens += static_cast<double>(packed.back().tokens.numel());
-          for (size_t k = 0; k < mb.size(); ++k) real_tokens += static_cast<double>(pr[k]->size() + rs[k]->size());
-        }
         auto mask = packed.back().resp_mask.clone();
         if (c.algorithm.mask_truncated)
           for (size_t k = 0; k < mb.size(); ++k)
@@ -430,7 +437,7 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   out["lr"] = lr;
   {
     // Padding of the update's micro-batches over all ranks: padded / real tokens - 1 (0 = no padding).
-    auto t = comm.all_reduce_scalars({padded_tokens, real_tokens}, dist::ReduceOp::sum);
+    auto t = comm.all_reduce_scalars({padding.padded, padding.real}, dist::ReduceOp::sum);
     out["update/padding_ratio"] = t[1] > 0 ? t[0] / t[1] - 1.0 : 0.0;
   }
   out["optimizer_steps_skipped"] = skipped;
