@@ -90,6 +90,7 @@ fs::path save_checkpoint(const fs::path& checkpoints_dir, const Policy& policy, 
     j["format"] = "rlvr-trainer-state-v1";
     write_file_atomic(ts / "state.json", j.dump(2));
     write_file_atomic(ts / "config.yaml", resolved_config_yaml);
+    if (!state.prompt_history.is_null()) write_file_atomic(ts / "prompt_history.json", state.prompt_history.dump());
     if (fs::exists(final_dir)) remove_checkpoint(final_dir);
     fs::rename(tmp, final_dir);
   } catch (const std::exception& e) {
@@ -127,6 +128,13 @@ TrainerState load_trainer_state(const fs::path& ckpt_dir, TrainOptimizer* opt) {
   s.step = j.value("step", int64_t{0});
   s.data_cursor = j.value("data_cursor", nlohmann::json::object());
   s.extra = j.value("extra", nlohmann::json::object());
+  if (fs::exists(ts / "prompt_history.json")) {
+    try {
+      s.prompt_history = nlohmann::json::parse(read_file(ts / "prompt_history.json"));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("corrupt trainer state '{}': {}", (ts / "prompt_history.json").string(), e.what()));
+    }
+  }
   if (opt) opt->load(ts.string());
   return s;
 }

@@ -22,6 +22,7 @@ struct TrainerState {
   int64_t step = 0;               // training steps completed
   nlohmann::json data_cursor;     // data::cursor_to_json
   nlohmann::json extra;           // loop-specific (e.g. consecutive non-finite steps)
+  nlohmann::json prompt_history;  // data::PromptHistory::to_json (GRPO); null = none. Its own file, prompt_history.json
 };
 
 // Writes step_<step>/ under `checkpoints_dir`, then deletes all but the newest `keep_last`.

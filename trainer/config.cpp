@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "data/selection.h"
 
 namespace rlvr {
 namespace {
@@ -216,6 +217,10 @@ void validate(const Config& c) {
   one_of("data.template", c.data.templ, {"r1_zero", "qwen_math", "chat", "raw"});
   RLVR_CONFIG_CHECK(c.data.templ != "raw" || c.data.template_string.find("{prompt}") != std::string::npos,
                     "data.template_string must contain {{prompt}}, got '{}'", c.data.template_string);
+  one_of("data.selection", c.data.selection, data::selection_policy_names());
+  RLVR_CONFIG_CHECK(c.data.selection_band_lo <= c.data.selection_band_hi,
+                    "data.selection_band_lo ({}) must be <= data.selection_band_hi ({})", c.data.selection_band_lo,
+                    c.data.selection_band_hi);
   RLVR_CONFIG_CHECK(!c.rewards.empty(), "rewards must name at least one reward function");
   one_of("algorithm.advantage", c.algorithm.advantage, {"grpo", "dr_grpo", "rloo", "reinforce_pp"});
   one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, {"group", "batch", "none"});

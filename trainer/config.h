@@ -60,6 +60,12 @@ struct DataConfig {
   int32_t task_difficulty = 1;           // builtin tasks: difficulty level (1 = easiest)
   int32_t task_train_size = 20000;       // builtin tasks: training problems generated
   int32_t task_eval_size = 200;          // builtin tasks: held-out problems (disjoint seed stream)
+  std::string selection = "all";         // prompt selection before generation: all | skip_zero_variance | pass_rate_band
+  double selection_explore = 0.5;        // skip_zero_variance: kept with prob explore^streak; pass_rate_band: out-of-band kept with prob explore
+  double selection_band_lo = 0.1;        // pass_rate_band: preferred pass rates [lo, hi] (recent groups' accuracy)
+  double selection_band_hi = 0.9;
+  int32_t selection_window = 4;          // groups per prompt remembered for the pass rate
+  int32_t selection_max_scan = 4;        // candidates examined per generation round at most, x prompts_per_step
   template <class V> void visit(V& v) {
     v.field("train", train, "JSONL file, or builtin:arithmetic | builtin:countdown");
     v.field("eval", eval, "JSONL file or builtin task; empty = held-out split of the builtin task");
@@ -72,6 +78,19 @@ struct DataConfig {
     v.field("task_difficulty", task_difficulty, "builtin tasks: difficulty level, 1 = easiest", at_least(1));
     v.field("task_train_size", task_train_size, "builtin tasks: number of training problems", at_least(1, 1e7));
     v.field("task_eval_size", task_eval_size, "builtin tasks: number of held-out problems", at_least(0, 1e6));
+    v.field("selection", selection,
+            "prompt selection before generation (GRPO): all | skip_zero_variance | pass_rate_band; uses each "
+            "prompt's history of groups");
+    v.field("selection_explore", selection_explore,
+            "skip_zero_variance: a prompt whose last z groups were all correct or all wrong is kept with probability "
+            "explore^z; pass_rate_band: a prompt outside the band is kept with probability explore",
+            at_least(0, 1));
+    v.field("selection_band_lo", selection_band_lo, "pass_rate_band: lowest preferred pass rate", at_least(0, 1));
+    v.field("selection_band_hi", selection_band_hi, "pass_rate_band: highest preferred pass rate", at_least(0, 1));
+    v.field("selection_window", selection_window, "groups per prompt remembered for its pass rate", at_least(1, 1024));
+    v.field("selection_max_scan", selection_max_scan,
+            "candidates examined per generation round at most, in units of train.prompts_per_step; a batch still "
+            "short after that is filled with skipped candidates", at_least(1, 1000));
   }
 };
 

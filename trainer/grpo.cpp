@@ -15,6 +15,7 @@
 #include "common/progress.h"
 #include "common/tensorboard.h"
 #include "data/sampler.h"
+#include "data/selection.h"
 #include "rewards/rubric.h"
 #include "rewards/verifier.h"
 #include "rollout/engine.h"
@@ -53,6 +54,9 @@ struct StepData {
   int gen_rounds = 0;
   int64_t groups_generated = 0, groups_dropped = 0;
   int64_t generated_tokens = 0;
+  // Prompt selection (data.selection), over all ranks: candidates taken from the stream, skipped before
+  // generation, taken back to fill the batch; generated groups with mixed accuracy.
+  int64_t candidates = 0, skipped = 0, forced = 0, groups_with_signal = 0;
   double gen_s = 0, score_s = 0;
 };
 
@@ -79,6 +83,8 @@ class GrpoLoop {
   void checkpoint(int64_t step);
   std::vector<int64_t> row_lengths(const StepData& d) const;
   std::vector<std::vector<size_t>> micro_batches(const std::vector<int64_t>& lengths, const std::vector<size_t>& rows) const;
+  std::vector<int64_t> select_prompts(int64_t step, StepData& d);
+  void record_outcomes(int64_t step, const std::vector<data::GroupOutcome>& mine, StepData& d);
 
   RunContext ctx_;
   const Config& cfg_;
@@ -91,6 +97,9 @@ class GrpoLoop {
   std::unique_ptr<TrainOptimizer> opt_;
   std::unique_ptr<dist::OverlappedGradReducer> reducer_;  // gloo data parallel: reduce during the backward
   std::unique_ptr<data::PromptSampler> sampler_;
+  data::SelectionOptions selection_;
+  data::PromptHistory history_;     // every rank holds the same (outcomes are gathered from all ranks)
+  int64_t tokens_cumulative_ = 0;   // generated tokens since step 1, over all ranks
   std::unique_ptr<MetricsSink> sink_;
   int64_t start_step_ = 0;
   int nonfinite_streak_ = 0;
@@ -150,11 +159,29 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
                                           c.distributed.zero_stage == 1 ? ctx_.comm.get() : nullptr);
   reducer_ = make_grad_reducer(*ctx_.comm, c.distributed, *opt_, policy_.model->parameters());
   sampler_ = std::make_unique<data::PromptSampler>(train_.size(), c.run.seed, c.data.shuffle);
+  selection_.policy = data::parse_selection_policy(c.data.selection);
+  selection_.explore = c.data.selection_explore;
+  selection_.band_lo = c.data.selection_band_lo;
+  selection_.band_hi = c.data.selection_band_hi;
+  selection_.max_scan = c.data.selection_max_scan;
+  history_ = data::PromptHistory(c.data.selection_window);
   if (!resume_dir.empty()) {
     auto st = load_trainer_state(resume_dir, opt_.get());
     start_step_ = st.step;
     sampler_->set_cursor(data::cursor_from_json(st.data_cursor));
     nonfinite_streak_ = st.extra.value("nonfinite_streak", 0);
+    tokens_cumulative_ = st.extra.value("tokens_generated_cumulative", int64_t{0});
+    if (!st.prompt_history.is_null()) {
+      try {
+        history_ = data::PromptHistory::from_json(st.prompt_history);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: {}", (resume_dir / "trainer_state" / "prompt_history.json").string(), e.what()));
+      }
+      RLVR_CONFIG_CHECK(history_.window() == c.data.selection_window || c.run.allow_resume_changes,
+                        "--resume: the checkpoint's prompt history remembers {} groups per prompt but "
+                        "data.selection_window is {} (set run.allow_resume_changes=true to accept)",
+                        history_.window(), c.data.selection_window);
+    }
   }
   if (ctx_.comm->is_main()) {
     auto mpath = ctx_.run_dir / "metrics.jsonl";
@@ -203,7 +230,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   int64_t kept_groups = 0;
   while (true) {
     auto t0 = gen_start = Clock::now();
-    auto idx = sampler_->next_batch(c.train.prompts_per_step, comm.rank(), comm.world_size());
+    auto idx = select_prompts(step, d);
     std::vector<std::vector<int64_t>> prompts;
     for (auto i : idx) prompts.push_back(prompt_ids_[i]);
     std::vector<rollout::Completion> comps;
@@ -232,10 +259,12 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
     score_bar.finish();
     d.score_s += seconds_since(t1);
 
+    std::vector<data::GroupOutcome> outcomes;
     for (size_t g = 0; g < idx.size(); ++g) {
       ++d.groups_generated;
       int correct = 0;
       for (int j = 0; j < G; ++j) correct += scores[g * G + j].verdict == rewards::Verdict::correct;
+      outcomes.push_back({idx[g], correct, G, step});
       // DAPO dynamic sampling: a group whose accuracy is all 0 or all 1 carries no signal.
       if (c.algorithm.dynamic_sampling && (correct == 0 || correct == G)) {
         ++d.groups_dropped;
@@ -262,6 +291,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
         d.samples.push_back(std::move(s));
       }
     }
+    record_outcomes(step, outcomes, d);
     if (!c.algorithm.dynamic_sampling) break;
     // Every rank takes the same number of rounds: continue while any rank is short.
     double short_by = comm.all_reduce_scalar(static_cast<double>(target_groups - kept_groups), dist::ReduceOp::max);
@@ -271,6 +301,46 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
     log::warn("step {}: dynamic sampling kept {} of {} groups after {} generation rounds (algorithm.max_gen_batches)",
               step, kept_groups, target_groups, d.gen_rounds);
   return d;
+}
+
+// This rank's prompts of the next generation round: the global batch chosen by data.selection from the data stream
+// (identical on every rank: same sampler, same history, same draws), then this rank's slice of it.
+std::vector<int64_t> GrpoLoop::select_prompts(int64_t step, StepData& d) {
+  auto& comm = *ctx_.comm;
+  auto sel = data::select_global_batch(*sampler_, history_, selection_, cfg_.train.prompts_per_step,
+                                       static_cast<uint64_t>(cfg_.run.seed), step, d.gen_rounds);
+  d.candidates += sel.candidates;
+  d.skipped += sel.skipped;
+  d.forced += sel.forced;
+  auto [b, e] = data::rank_slice(static_cast<int64_t>(sel.prompts.size()), comm.rank(), comm.world_size());
+  return std::vector<int64_t>(sel.prompts.begin() + b, sel.prompts.begin() + e);
+}
+
+// Every rank's group outcomes of this round, in global order (rank 0's groups first), into the history.
+void GrpoLoop::record_outcomes(int64_t step, const std::vector<data::GroupOutcome>& mine, StepData& d) {
+  auto& comm = *ctx_.comm;
+  std::vector<data::GroupOutcome> all = mine;
+  if (comm.world_size() > 1) {
+    const int64_t n = static_cast<int64_t>(mine.size());
+    const int64_t max_n = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(n), dist::ReduceOp::max));
+    auto t = at::full({std::max<int64_t>(max_n, 1), 3}, -1.0, at::kDouble);  // rows of (prompt, correct, size); -1 = none
+    for (int64_t i = 0; i < n; ++i) {
+      t[i][0] = static_cast<double>(mine[i].prompt);
+      t[i][1] = mine[i].correct;
+      t[i][2] = mine[i].size;
+    }
+    auto g = comm.all_gather(t).reshape({-1, 3});
+    auto acc = g.accessor<double, 2>();
+    all.clear();
+    for (int64_t i = 0; i < g.size(0); ++i)
+      if (acc[i][0] >= 0)
+        all.push_back({static_cast<int64_t>(acc[i][0]), static_cast<int32_t>(acc[i][1]), static_cast<int32_t>(acc[i][2]),
+                       step});
+  }
+  for (const auto& o : all) {
+    history_.record(o);
+    d.groups_with_signal += !o.zero_variance();
+  }
 }
 
 void GrpoLoop::compute_step_advantages(StepData& d) {
@@ -528,6 +598,16 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
   }
   m["completions"] = s[7];
   m["tokens_generated"] = s[k + 3];
+  tokens_cumulative_ += static_cast<int64_t>(s[k + 3]);
+  m["tokens_generated_cumulative"] = static_cast<double>(tokens_cumulative_);
+  // Selection and signal counts are global already (every rank holds the same selection and history).
+  m["groups_with_signal"] = static_cast<double>(d.groups_with_signal);
+  if (selection_.policy != data::SelectionPolicy::all) {
+    m["selection/candidates"] = static_cast<double>(d.candidates);
+    m["selection/skipped"] = static_cast<double>(d.skipped);
+    m["selection/forced"] = static_cast<double>(d.forced);
+    m["selection/prompts_in_history"] = static_cast<double>(history_.size());
+  }
   m["tokens_per_s"] = d.gen_s > 0 ? s[k + 3] / comm.world_size() / d.gen_s : 0;
   if (s[conf_at + 1] > 0) m["confidence/correct"] = s[conf_at] / s[conf_at + 1];
   if (s[conf_at + 3] > 0) m["confidence/wrong"] = s[conf_at + 2] / s[conf_at + 3];
@@ -550,7 +630,8 @@ void GrpoLoop::checkpoint(int64_t step) {
   TrainerState st;
   st.step = step;
   st.data_cursor = data::cursor_to_json(sampler_->cursor());
-  st.extra = {{"nonfinite_streak", nonfinite_streak_}};
+  st.extra = {{"nonfinite_streak", nonfinite_streak_}, {"tokens_generated_cumulative", tokens_cumulative_}};
+  st.prompt_history = history_.to_json();
   last_ckpt_ = checkpoint_on_rank0(ctx_, policy_, opt_.get(), st);
 }
 
@@ -616,6 +697,8 @@ TrainResult GrpoLoop::run() {
       if (step % c.logging.console_every == 0 || step == c.train.steps)
         log::info("{}", MetricsSink::console_line(step, m, {{"reward/mean", "reward"}, {"accuracy", "acc"},
                                                             {"frac_reward_zero_std", "zero_std"},
+                                                            {"groups_with_signal", "signal"},
+                                                            {"selection/skipped", "skipped"},
                                                             {"completion_length/mean", "len"},
                                                             {"loss/clip_frac_high", "clip_hi"},
                                                             {"grad_norm", "gnorm"}, {"tokens_per_s", "tok/s"},

@@ -187,6 +187,50 @@ TEST_CASE("grpo: dynamic sampling keeps only groups with mixed accuracy", "[trai
   CHECK(r.last_metrics.at("completions") == 0);
 }
 
+TEST_CASE("grpo: prompt selection skips prompts before generating, and a resumed run takes the same decisions",
+          "[trainer][loop]") {
+  // 8 training prompts, 4 per step: each comes back every 2 steps. A fresh model is never right, so every group
+  // is all wrong; from step 3 on every prompt has a streak and is kept with probability 0.5^streak (the
+  // length penalty still gives an update to compare).
+  const std::vector<std::string> sel{"data.task_train_size=8", "data.selection=skip_zero_variance",
+                                     "data.selection_explore=0.5"};
+  auto with = [&](std::vector<std::string> v) {
+    v.insert(v.end(), sel.begin(), sel.end());
+    return v;
+  };
+  auto full = fresh("sel_full"), part = fresh("sel_part");
+  trainer::run_grpo(tiny(full, with({})));
+  trainer::run_grpo(tiny(part, with({"train.steps=2"})));
+  CHECK(fs::exists(part / "checkpoints" / "step_2" / "trainer_state" / "prompt_history.json"));
+  trainer::run_grpo(tiny(part, with({})), "latest");
+  auto a = metrics_of(full), b = metrics_of(part);
+  REQUIRE(a.size() == 4);
+  REQUIRE(b.size() == 4);
+  double cumulative = 0, skipped_late = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("step " << i + 1 << "\nfull:    " << a[i].dump() << "\nresumed: " << b[i].dump());
+    CHECK(a[i] == b[i]);
+    cumulative += a[i]["tokens_generated"].get<double>();
+    CHECK(a[i]["tokens_generated_cumulative"].get<double>() == cumulative);
+    CHECK(a[i]["groups_with_signal"].get<double>() == 0);  // never right: no group with mixed accuracy
+    CHECK(a[i]["completions"].get<double>() == 16);        // the batch is always full
+    const double cand = a[i]["selection/candidates"].get<double>(), skipped = a[i]["selection/skipped"].get<double>(),
+                 forced = a[i]["selection/forced"].get<double>();
+    CHECK(cand == 4 + skipped + forced);  // examined = kept by draw + skipped + taken back
+    if (i < 2) CHECK(skipped == 0);       // the first epoch: every prompt is unseen
+    else skipped_late += skipped;
+  }
+  CHECK(skipped_late > 0);
+  CHECK(a[3]["selection/prompts_in_history"].get<double>() == 8);
+  CHECK(max_param_diff(full / "checkpoints" / "step_4", part / "checkpoints" / "step_4") == 0.0);
+  CHECK(moved_from_init(full / "checkpoints" / "step_4", tiny(full)) > 1e-4);
+  // The policy 'all' trains on the plain stream: nothing skipped, and the run differs from the selective one.
+  auto plain = fresh("sel_all");
+  trainer::run_grpo(tiny(plain, {"data.task_train_size=8"}));
+  CHECK(metrics_of(plain)[3].count("selection/skipped") == 0);
+  CHECK(max_param_diff(full / "checkpoints" / "step_4", plain / "checkpoints" / "step_4") > 0.0);
+}
+
 TEST_CASE("sft: checkpoints are HF directories with trainer state, and the loss falls", "[trainer][loop]") {
   auto d = fresh("sft");
   auto r = trainer::run_sft(tiny(d, {"train.steps=30", "optim.lr=3e-3", "train.prompts_per_step=32", "train.micro_batch_size=32"}));

@@ -33,11 +33,17 @@ grep -q '"eval/mean@1"' "$out/more_ranks/metrics.jsonl" || { echo "2 ranks, 1 ev
   > "$out/zero_resumed.log" 2>&1 || { cat "$out/zero_resumed.log"; exit 1; }
 "$rlvr" launch --nproc 2 -- train -c "$cfg" --resume latest run.output_dir="$out/zero_resumed" distributed.zero_stage=1 \
   >> "$out/zero_resumed.log" 2>&1 || { cat "$out/zero_resumed.log"; exit 1; }
-"$py" - "$out/one" "$out/two" "$out/zero" "$out/zero_resumed" <<'PY'
+# Prompt selection before generation (4 training prompts, all wrong for a fresh model: from step 2 each is kept with
+# probability 0.5^streak): both ranks must take the one-process decisions from the history gathered from both.
+sel=(data.task_train_size=4 data.selection=skip_zero_variance data.selection_explore=0.5 train.eval_every=0)
+"$rlvr" train -c "$cfg" run.output_dir="$out/sel_one" "${sel[@]}" > "$out/sel_one.log" 2>&1 || { cat "$out/sel_one.log"; exit 1; }
+"$rlvr" launch --nproc 2 -- train -c "$cfg" run.output_dir="$out/sel_two" "${sel[@]}" \
+  > "$out/sel_two.log" 2>&1 || { cat "$out/sel_two.log"; exit 1; }
+"$py" - "$out/one" "$out/two" "$out/zero" "$out/zero_resumed" "$out/sel_one" "$out/sel_two" <<'PY'
 import json, sys
 import numpy as np
 from safetensors.numpy import load_file
-one, two, zero, zero_resumed = sys.argv[1:5]
+one, two, zero, zero_resumed, sel_one, sel_two = sys.argv[1:7]
 def max_diff(x, y):
     a = load_file(f"{x}/checkpoints/step_3/model.safetensors")
     b = load_file(f"{y}/checkpoints/step_3/model.safetensors")
@@ -48,15 +54,19 @@ moved = max(float(np.abs(init[k] - load_file(f"{one}/checkpoints/step_3/model.sa
 print(f"max |param| change from step 1 to step 3 (1 rank): {moved:.3g}")
 assert moved > 1e-4, "the updates are zero: the comparison would prove nothing"
 for x, y, what, tol in [(one, two, "1 rank vs 2 ranks", 1e-5), (one, zero, "1 rank vs 2 ranks ZeRO-1", 1e-5),
-                        (zero, zero_resumed, "ZeRO-1 vs ZeRO-1 resumed at step 2", 1e-6)]:
+                        (zero, zero_resumed, "ZeRO-1 vs ZeRO-1 resumed at step 2", 1e-6),
+                        (sel_one, sel_two, "selection, 1 rank vs 2 ranks", 1e-5)]:
     worst = max_diff(x, y)
     print(f"max |param| difference after 3 steps, {what}: {worst:.3g}")
     assert worst < tol, (what, worst)
 def metrics(d):
     rows = [json.loads(l) for l in open(f"{d}/metrics.jsonl")]
     return [{k: v for k, v in r.items() if not (k.startswith("time/") or k == "tokens_per_s")} for r in rows]
-for other in (two, zero):
-    for ra, rb in zip(metrics(one), metrics(other), strict=True):
+skipped = sum(r.get("selection/skipped", 0) for r in metrics(sel_one))
+print(f"selection: {skipped:.0f} prompts skipped over 3 steps (1 rank)")
+assert skipped > 0, "nothing was skipped: the selection comparison would prove nothing"
+for base, other in ((one, two), (one, zero), (sel_one, sel_two)):
+    for ra, rb in zip(metrics(base), metrics(other), strict=True):
         for k in ra:
             va, vb = ra[k], rb[k]
             assert (va is None and vb is None) or abs(va - vb) <= 1e-4 * max(1.0, abs(va)), (other, ra["step"], k, va, vb)
