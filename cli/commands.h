@@ -23,9 +23,6 @@ void add_config(CLI::App& app, Action& run);
 void add_quickstart(CLI::App& app, Action& run);
 void add_ablate(CLI::App& app, Action& run);
 
-// For a subcommand that is not built yet: it says so and exits 2. It never pretends.
-void add_not_built(CLI::App& app, Action& run, const char* name, const char* what, const char* issue);
-
 // The version banner: rlvr, torch, CUDA usability and device count.
 std::string version_string();
 

@@ -173,7 +173,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   }
   const double sdpa_scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   if (const int64_t n_rep = n_heads / n_kv_heads; cache != nullptr && T == 1 && mask.defined()) {
-    // Decode (rollout, issue 4): the n_rep query heads of one kv head attend as n_rep query rows of that head,
+    // Decode (rollout): the n_rep query heads of one kv head attend as n_rep query rows of that head,
     // reading the cache in place; repeat_kv would copy all of K/V every layer and step (~8x this attention on CPU).
     auto qg = q.view({B, n_kv_heads, n_rep, head_dim});  // [B, Hkv, n_rep, D]: query heads grouped per kv head
     auto og = decode_attention_cpu(qg, k, v, mask, sdpa_scale);

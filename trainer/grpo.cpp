@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -415,10 +416,22 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   PaddingCount padding;  // of the update's micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
   const bool want_entropy = c.algorithm.entropy_coef != 0;
+  // Mini-batches are ranges of the GLOBAL group order (rank 0's groups first, as one process holds them), so N
+  // ranks cut the batch where one process does; a rank may hold none of a mini-batch (zero gradients then).
+  std::vector<double> per_rank(comm.world_size(), 0.0);
+  per_rank[comm.rank()] = static_cast<double>(groups);
+  per_rank = comm.all_reduce_scalars(per_rank, dist::ReduceOp::sum);
+  int64_t total_groups = 0, first_group = 0;
+  for (int r = 0; r < comm.world_size(); ++r) {
+    if (r < comm.rank()) first_group += static_cast<int64_t>(per_rank[r]);
+    total_groups += static_cast<int64_t>(per_rank[r]);
+  }
+  auto local = [&](int64_t global) { return std::clamp<int64_t>(global - first_group, 0, groups); };
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
     for (int m = 0; m < c.train.mini_batches; ++m) {
-      // Mini-batch m: groups [g0, g1) of this rank (groups never split).
-      int64_t g0 = groups * m / c.train.mini_batches, g1 = groups * (m + 1) / c.train.mini_batches;
+      // Mini-batch m: this rank's groups [g0, g1) of the global range (groups never split).
+      const int64_t g0 = local(total_groups * m / c.train.mini_batches);
+      const int64_t g1 = local(total_groups * (m + 1) / c.train.mini_batches);
       std::vector<size_t> rows;
       for (int64_t i = g0 * G; i < g1 * G; ++i) rows.push_back(i);
       auto mbs = micro_batches(lengths, rows);
@@ -491,7 +504,9 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
       lr = r.lr;
     }
   }
-  if (acc.pg_loss.defined()) {
+  // Collective: a rank that back-propagated nothing this step still joins the reduction of the others.
+  const bool any_loss = comm.all_reduce_scalar(acc.pg_loss.defined() ? 1.0 : 0.0, dist::ReduceOp::max) > 0;
+  if (any_loss) {
     // Token-mean contributions of this rank's micro-batches: sum over ranks (ratio_max: max).
     auto m = acc.to_map();
     double rmax = m.count("loss/ratio_max") ? m["loss/ratio_max"] : 0;

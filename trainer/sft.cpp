@@ -79,6 +79,8 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
   TrainResult res;
   std::string last_ckpt;
   log::info("SFT: {} pairs, {} steps x {} sequences", prompts.size(), c.train.steps, c.train.prompts_per_step);
+  if (c.data.selection != "all")
+    log::warn("data.selection = {} applies to GRPO rollouts; SFT reads every example", c.data.selection);
   auto do_eval = [&](int64_t step) {
     EvalOptions eo = eval_options_from_config(c, 1);
     MetricMap out = evaluate_on_ranks(comm, policy, eval, c.data, eo);

@@ -5,15 +5,23 @@
 #   ds     DAPO dynamic sampling alone (groups all correct / all wrong dropped after generation, refilled)
 #   ds_szv dynamic sampling + data.selection=skip_zero_variance
 #   ds_prb dynamic sampling + data.selection=pass_rate_band
-# The task (bench/selection/grpo.yaml) is the quickstart's arithmetic on a 256-problem training set, so every
-# prompt comes back once per 8 steps and its history can predict it; held-out accuracy is greedy on 500 problems.
-#   bench/selection/run.sh RLVR_BINARY SFT_CHECKPOINT OUT [seeds="1 2 3"] [target=0.74] [threads=2]
+# The training set mixes 512 of the quickstart's arithmetic problems (difficulty 1) with 512 of difficulty 2, which
+# the quickstart's SFT model cannot solve (pass@8 1% on 100 of them): as in real RL datasets, many prompts are out
+# of reach (all wrong) or solved (all right), and carry no signal. 64 prompts per step, so each prompt comes
+# back every 16 steps or sooner (dynamic sampling consumes more). Held-out accuracy: greedy, 200 difficulty-1
+# problems (bench/selection/grpo.yaml), every 5 steps.
+#   bench/selection/run.sh RLVR_BINARY SFT_CHECKPOINT OUT [seeds="1 2 3"] [target=0.70] [threads=2]
 # SFT_CHECKPOINT: e.g. the quickstart's runs/quickstart/sft/checkpoints/step_900. Prints a markdown table and writes
 # OUT/summary.json.
 set -euo pipefail
-rlvr=$1 sft=$2 out=$3 seeds=${4:-"1 2 3"} target=${5:-0.74} threads=${6:-2}
+rlvr=$1 sft=$2 out=$3 seeds=${4:-"1 2 3"} target=${5:-0.70} threads=${6:-2}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$out"
+if [[ ! -s "$out/train.jsonl" ]]; then
+  "$rlvr" data generate -t arithmetic --difficulty 1 -n 512 --seed 1 --split train > "$out/train.tmp"
+  "$rlvr" data generate -t arithmetic --difficulty 2 -n 512 --seed 1 --split train >> "$out/train.tmp"
+  mv "$out/train.tmp" "$out/train.jsonl"
+fi
 declare -A arms=(
   [all]=""
   [ds]="algorithm.dynamic_sampling=true"
@@ -27,7 +35,7 @@ for seed in $seeds; do
     rm -rf "$dir"
     start=$(date +%s.%N)
     # shellcheck disable=SC2086
-    "$rlvr" train -c "$here/grpo.yaml" model.path="$sft" run.seed="$seed" run.output_dir="$dir" \
+    "$rlvr" train -c "$here/grpo.yaml" model.path="$sft" data.train="$out/train.jsonl" run.seed="$seed" run.output_dir="$dir" \
       run.threads="$threads" ${arms[$arm]} > "$out/$arm.seed_$seed.log" 2>&1 || { tail -30 "$out/$arm.seed_$seed.log"; exit 1; }
     python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$start" "$(date +%s.%N)" > "$dir/done"
   done

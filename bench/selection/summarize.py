@@ -50,8 +50,8 @@ for arm in arms:
     runs = {s: one_run(out / arm / f"seed_{s}") for s in seeds if (out / arm / f"seed_{s}" / "metrics.jsonl").exists()}
     summary[arm] = runs
 json.dump({"target": target, "runs": summary}, open(out / "summary.json", "w"), indent=1)
-print(f"target held-out accuracy {target:.2f} (greedy, 500 problems); mean ± sd over seeds {', '.join(seeds)}")
-print("| arm | start acc | final acc | reached (seeds) | tokens to target | wall s to target | tokens, 40 steps | "
+print(f"target held-out accuracy {target:.2f} (greedy, 200 held-out problems); mean ± sd over seeds {', '.join(seeds)}")
+print("| arm | start acc | final acc | reached (seeds) | tokens to target | wall s to target | tokens, all steps | "
       "groups with signal | prompts skipped |")
 print("|---|---|---|---|---|---|---|---|---|")
 for arm, runs in summary.items():

@@ -39,11 +39,17 @@ sel=(data.task_train_size=4 data.selection=skip_zero_variance data.selection_exp
 "$rlvr" train -c "$cfg" run.output_dir="$out/sel_one" "${sel[@]}" > "$out/sel_one.log" 2>&1 || { cat "$out/sel_one.log"; exit 1; }
 "$rlvr" launch --nproc 2 -- train -c "$cfg" run.output_dir="$out/sel_two" "${sel[@]}" \
   > "$out/sel_two.log" 2>&1 || { cat "$out/sel_two.log"; exit 1; }
-"$py" - "$out/one" "$out/two" "$out/zero" "$out/zero_resumed" "$out/sel_one" "$out/sel_two" <<'PY'
+# PPO mini-batches and epochs: mini-batches are ranges of the global batch, so with 2 mini-batches of 2 groups
+# rank 0 holds all of the first and rank 1 all of the second (each rank sits one optimizer step out).
+ppo=(train.mini_batches=2 algorithm.ppo_epochs=2 train.eval_every=0)
+"$rlvr" train -c "$cfg" run.output_dir="$out/ppo_one" "${ppo[@]}" > "$out/ppo_one.log" 2>&1 || { cat "$out/ppo_one.log"; exit 1; }
+"$rlvr" launch --nproc 2 -- train -c "$cfg" run.output_dir="$out/ppo_two" "${ppo[@]}" \
+  > "$out/ppo_two.log" 2>&1 || { cat "$out/ppo_two.log"; exit 1; }
+"$py" - "$out/one" "$out/two" "$out/zero" "$out/zero_resumed" "$out/sel_one" "$out/sel_two" "$out/ppo_one" "$out/ppo_two" <<'PY'
 import json, sys
 import numpy as np
 from safetensors.numpy import load_file
-one, two, zero, zero_resumed, sel_one, sel_two = sys.argv[1:7]
+one, two, zero, zero_resumed, sel_one, sel_two, ppo_one, ppo_two = sys.argv[1:9]
 def max_diff(x, y):
     a = load_file(f"{x}/checkpoints/step_3/model.safetensors")
     b = load_file(f"{y}/checkpoints/step_3/model.safetensors")
@@ -55,7 +61,8 @@ print(f"max |param| change from step 1 to step 3 (1 rank): {moved:.3g}")
 assert moved > 1e-4, "the updates are zero: the comparison would prove nothing"
 for x, y, what, tol in [(one, two, "1 rank vs 2 ranks", 1e-5), (one, zero, "1 rank vs 2 ranks ZeRO-1", 1e-5),
                         (zero, zero_resumed, "ZeRO-1 vs ZeRO-1 resumed at step 2", 1e-6),
-                        (sel_one, sel_two, "selection, 1 rank vs 2 ranks", 1e-5)]:
+                        (sel_one, sel_two, "selection, 1 rank vs 2 ranks", 1e-5),
+                        (ppo_one, ppo_two, "mini_batches 2 x ppo_epochs 2, 1 rank vs 2 ranks", 1e-5)]:
     worst = max_diff(x, y)
     print(f"max |param| difference after 3 steps, {what}: {worst:.3g}")
     assert worst < tol, (what, worst)
@@ -65,7 +72,9 @@ def metrics(d):
 skipped = sum(r.get("selection/skipped", 0) for r in metrics(sel_one))
 print(f"selection: {skipped:.0f} prompts skipped over 3 steps (1 rank)")
 assert skipped > 0, "nothing was skipped: the selection comparison would prove nothing"
-for base, other in ((one, two), (one, zero), (sel_one, sel_two)):
+print(f"max |param| difference after 3 steps, mini_batches 2 x ppo_epochs 2 vs 1 x 1: {max_diff(one, ppo_one):.3g}")
+assert max_diff(one, ppo_one) > 1e-4, "4 optimizer steps per step moved the weights like 1: the comparison proves nothing"
+for base, other in ((one, two), (one, zero), (sel_one, sel_two), (ppo_one, ppo_two)):
     for ra, rb in zip(metrics(base), metrics(other), strict=True):
         for k in ra:
             va, vb = ra[k], rb[k]

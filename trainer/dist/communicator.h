@@ -1,4 +1,4 @@
-// rlvr::dist::Communicator: data-parallel collectives for the trainer (issue 7). One process per rank;
+// rlvr::dist::Communicator: data-parallel collectives for the trainer. One process per rank;
 // NCCL on CUDA (raw NCCL, unique id exchanged through a c10d::TCPStore), c10d ProcessGroupGloo on CPU,
 // and a local no-op communicator for world_size 1. Every collective is bounded by distributed.timeout_s:
 // a peer that dies or hangs makes the others throw rlvr::Error instead of hanging.
