@@ -78,7 +78,8 @@ class GrpoLoop {
   StepData generate_and_score(int64_t step);
   void compute_step_advantages(StepData& d);
   std::vector<at::Tensor> reference_logprobs(const StepData& d);
-  MetricMap update(StepData& d, const std::vector<at::Tensor>& ref_lp);
+  std::vector<std::vector<size_t>> balance_update_rows(StepData& d, std::vector<at::Tensor>& ref_lp, MetricMap& m);
+  MetricMap update(StepData& d, const std::vector<at::Tensor>& ref_lp, const std::vector<std::vector<size_t>>& mini_batch_rows);
   MetricMap step_metrics(const StepData& d);
   MetricMap run_eval(int64_t step);
   void checkpoint(int64_t step);
@@ -330,7 +331,7 @@ void GrpoLoop::record_outcomes(int64_t step, const std::vector<data::GroupOutcom
       t[i][1] = mine[i].correct;
       t[i][2] = mine[i].size;
     }
-    auto g = comm.all_gather(t).reshape({-1, 3});
+    auto g = comm.all_gather(t.to(comm.device())).cpu().reshape({-1, 3});
     auto acc = g.accessor<double, 2>();
     all.clear();
     for (int64_t i = 0; i < g.size(0); ++i)
@@ -363,7 +364,7 @@ void GrpoLoop::compute_step_advantages(StepData& d) {
     int64_t max_n = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(N), dist::ReduceOp::max));
     auto padded = at::full({max_n}, NAN, at::kFloat);
     if (N > 0) padded.narrow(0, 0, N).copy_(rewards);
-    auto all = comm.all_gather(padded).reshape({-1});  // [W * max_n]
+    auto all = comm.all_gather(padded.to(comm.device())).cpu().reshape({-1});  // [W * max_n]
     auto res = compute_advantages(all, ao);
     adv = res.advantages.narrow(0, comm.rank() * max_n, N);
   } else if (N > 0) {
@@ -403,11 +404,101 @@ std::vector<at::Tensor> GrpoLoop::reference_logprobs(const StepData& d) {
   return out;
 }
 
-MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
+// The rows each rank trains on, per PPO mini-batch. Mini-batches are ranges of the GLOBAL group order (rank 0's
+// groups first, as one process holds them), so N ranks cut the batch where one process does. With several ranks,
+// every rank's samples are gathered and each mini-batch's rows are dealt to the ranks by tokens (balance_rows):
+// d.samples and ref_lp then hold this rank's share. The update is the one-process update (up to summation order).
+std::vector<std::vector<size_t>> GrpoLoop::balance_update_rows(StepData& d, std::vector<at::Tensor>& ref_lp, MetricMap& m) {
+  auto& comm = *ctx_.comm;
+  const int G = cfg_.rollout.group_size, W = comm.world_size(), M = cfg_.train.mini_batches;
+  auto bounds_of = [&](int64_t groups) {
+    std::vector<size_t> b;
+    for (int k = 0; k <= M; ++k) b.push_back(static_cast<size_t>(groups * k / M * G));
+    return b;
+  };
+  if (W == 1) {
+    std::vector<std::vector<size_t>> out;
+    auto b = bounds_of(static_cast<int64_t>(d.samples.size()) / G);
+    for (int k = 0; k < M; ++k) {
+      out.emplace_back();
+      for (size_t i = b[k]; i < b[k + 1]; ++i) out.back().push_back(i);
+    }
+    return out;
+  }
+  // Serialise what the update reads of a sample: [prompt, n_ids, n_logprobs, n_ref, truncated, advantage, ids...,
+  // logprobs..., ref...] as float64 (exact for token ids, fp32 log-probs and the advantage).
+  std::vector<double> buf{static_cast<double>(d.samples.size())};
+  for (size_t i = 0; i < d.samples.size(); ++i) {
+    const auto& x = d.samples[i];
+    at::Tensor ref = ref_lp[i].defined() ? ref_lp[i].to(at::kCPU, at::kFloat).narrow(0, 0, std::min<int64_t>(ref_lp[i].size(0), x.ids.size())).contiguous() : at::Tensor();
+    const int64_t nr = ref.defined() ? ref.size(0) : 0;
+    buf.insert(buf.end(), {static_cast<double>(x.prompt), static_cast<double>(x.ids.size()),
+                           static_cast<double>(x.logprobs.size()), static_cast<double>(nr), x.truncated ? 1.0 : 0.0,
+                           x.advantage});
+    for (auto t : x.ids) buf.push_back(static_cast<double>(t));
+    for (auto v : x.logprobs) buf.push_back(v);
+    for (int64_t k = 0; k < nr; ++k) buf.push_back(ref.data_ptr<float>()[k]);
+  }
+  const int64_t max_len = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(buf.size()), dist::ReduceOp::max));
+  auto mine = at::zeros({max_len}, at::kDouble);
+  std::copy(buf.begin(), buf.end(), mine.data_ptr<double>());
+  auto all = comm.all_gather(mine.to(comm.device())).cpu().contiguous();  // [W, max_len]
+  std::vector<Sample> global;
+  std::vector<at::Tensor> global_ref;
+  std::vector<int> owner;
+  for (int r = 0; r < W; ++r) {
+    const double* p = all.data_ptr<double>() + r * max_len;
+    const int64_t n = static_cast<int64_t>(*p++);
+    for (int64_t i = 0; i < n; ++i) {
+      Sample x;
+      x.prompt = static_cast<int64_t>(p[0]);
+      const auto ni = static_cast<size_t>(p[1]), nl = static_cast<size_t>(p[2]), nr = static_cast<size_t>(p[3]);
+      x.truncated = p[4] != 0;
+      x.advantage = p[5];
+      p += 6;
+      for (size_t k = 0; k < ni; ++k) x.ids.push_back(static_cast<int64_t>(p[k]));
+      p += ni;
+      for (size_t k = 0; k < nl; ++k) x.logprobs.push_back(static_cast<float>(p[k]));
+      p += nl;
+      at::Tensor ref;
+      if (nr > 0) {
+        ref = at::empty({static_cast<int64_t>(nr)}, at::kFloat);
+        for (size_t k = 0; k < nr; ++k) ref.data_ptr<float>()[k] = static_cast<float>(p[k]);
+      }
+      p += nr;
+      global.push_back(std::move(x));
+      global_ref.push_back(ref);
+      owner.push_back(r);
+    }
+  }
+  std::vector<int64_t> lengths(global.size());
+  for (size_t i = 0; i < global.size(); ++i)
+    lengths[i] = static_cast<int64_t>(prompt_ids_[global[i].prompt].size() + global[i].ids.size());
+  const auto bounds = bounds_of(static_cast<int64_t>(global.size()) / G);
+  m["update/rank_imbalance_before"] = rank_imbalance(lengths, bounds, owner, W);
+  std::vector<int> new_owner(global.size(), 0);
+  for (int r = 0; r < W; ++r)
+    for (const auto& rows : balance_rows(lengths, bounds, W, r))
+      for (auto i : rows) new_owner[i] = r;
+  m["update/rank_imbalance"] = rank_imbalance(lengths, bounds, new_owner, W);
+  std::vector<std::vector<size_t>> out;
+  d.samples.clear();
+  ref_lp.clear();
+  for (const auto& rows : balance_rows(lengths, bounds, W, comm.rank())) {
+    out.emplace_back();
+    for (auto i : rows) {
+      out.back().push_back(d.samples.size());
+      d.samples.push_back(std::move(global[i]));
+      ref_lp.push_back(global_ref[i].defined() ? global_ref[i].to(ctx_.device) : global_ref[i]);
+    }
+  }
+  return out;
+}
+
+MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp,
+                           const std::vector<std::vector<size_t>>& mini_batch_rows) {
   const auto& c = cfg_;
   auto& comm = *ctx_.comm;
-  const int G = c.rollout.group_size;
-  const int64_t groups = d.samples.size() / G;
   const auto& params = opt_->grad_tensors();  // the .grad() to all-reduce: fp32 (the masters with bf16 weights)
   PolicyLossMetrics acc;
   MetricMap out;
@@ -416,24 +507,9 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp) {
   PaddingCount padding;  // of the update's micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
   const bool want_entropy = c.algorithm.entropy_coef != 0;
-  // Mini-batches are ranges of the GLOBAL group order (rank 0's groups first, as one process holds them), so N
-  // ranks cut the batch where one process does; a rank may hold none of a mini-batch (zero gradients then).
-  std::vector<double> per_rank(comm.world_size(), 0.0);
-  per_rank[comm.rank()] = static_cast<double>(groups);
-  per_rank = comm.all_reduce_scalars(per_rank, dist::ReduceOp::sum);
-  int64_t total_groups = 0, first_group = 0;
-  for (int r = 0; r < comm.world_size(); ++r) {
-    if (r < comm.rank()) first_group += static_cast<int64_t>(per_rank[r]);
-    total_groups += static_cast<int64_t>(per_rank[r]);
-  }
-  auto local = [&](int64_t global) { return std::clamp<int64_t>(global - first_group, 0, groups); };
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
-    for (int m = 0; m < c.train.mini_batches; ++m) {
-      // Mini-batch m: this rank's groups [g0, g1) of the global range (groups never split).
-      const int64_t g0 = local(total_groups * m / c.train.mini_batches);
-      const int64_t g1 = local(total_groups * (m + 1) / c.train.mini_batches);
-      std::vector<size_t> rows;
-      for (int64_t i = g0 * G; i < g1 * G; ++i) rows.push_back(i);
+    for (size_t m = 0; m < mini_batch_rows.size(); ++m) {
+      const auto& rows = mini_batch_rows[m];
       auto mbs = micro_batches(lengths, rows);
       if (epoch == 0) {
         auto pc = count_padding(lengths, mbs);
@@ -689,12 +765,13 @@ TrainResult GrpoLoop::run() {
       compute_step_advantages(d);
     }
     double ref_s = seconds_since(t);
+    // metrics of the rollout (before the update deals the samples to the ranks by tokens)
+    MetricMap m = step_metrics(d);
     // update
     t = Clock::now();
-    MetricMap m = update(d, ref_lp);
+    auto rows = balance_update_rows(d, ref_lp, m);
+    for (auto& [k, v] : update(d, ref_lp, rows)) m[k] = v;
     double upd_s = seconds_since(t);
-    // metrics
-    for (auto& [k, v] : step_metrics(d)) m[k] = v;
     m["time/generate"] = d.gen_s;
     m["time/score"] = d.score_s;
     m["time/advantages"] = adv_s;

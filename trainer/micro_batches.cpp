@@ -35,4 +35,36 @@ PaddingCount count_padding(const std::vector<int64_t>& lengths, const std::vecto
   return c;
 }
 
+std::vector<std::vector<size_t>> balance_rows(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds,
+                                              int world, int rank) {
+  std::vector<std::vector<size_t>> out;
+  for (size_t m = 0; m + 1 < bounds.size(); ++m) {
+    std::vector<size_t> order;
+    for (size_t i = bounds[m]; i < bounds[m + 1]; ++i) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+    std::vector<int64_t> load(static_cast<size_t>(world), 0);
+    std::vector<size_t> mine;
+    for (size_t i : order) {
+      const size_t r = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+      load[r] += lengths[i];
+      if (static_cast<int>(r) == rank) mine.push_back(i);
+    }
+    std::sort(mine.begin(), mine.end());
+    out.push_back(std::move(mine));
+  }
+  return out;
+}
+
+double rank_imbalance(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds, const std::vector<int>& owner,
+                      int world) {
+  double worst = 1.0;
+  for (size_t m = 0; m + 1 < bounds.size(); ++m) {
+    std::vector<double> load(static_cast<size_t>(world), 0.0);
+    double total = 0;
+    for (size_t i = bounds[m]; i < bounds[m + 1]; ++i) load[static_cast<size_t>(owner[i])] += lengths[i], total += lengths[i];
+    if (total > 0) worst = std::max(worst, *std::max_element(load.begin(), load.end()) / (total / world));
+  }
+  return worst;
+}
+
 }  // namespace rlvr::trainer

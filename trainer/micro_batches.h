@@ -21,4 +21,14 @@ struct PaddingCount {
 };
 PaddingCount count_padding(const std::vector<int64_t>& lengths, const std::vector<std::vector<size_t>>& plan);
 
+// Rank balancing of the update (verl's balance_batch): the global batch's rows (lengths in global order) are cut
+// into mini-batches at `bounds` (mini-batch m = rows [bounds[m], bounds[m + 1])); within each mini-batch the rows
+// are dealt longest first (ties: earlier row) to the rank with the fewest tokens of that mini-batch so far
+// (ties: lower rank). Returns, per mini-batch, the rows `rank` trains on, in global order. world 1: every row.
+std::vector<std::vector<size_t>> balance_rows(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds,
+                                              int world, int rank);
+// Tokens per rank of each mini-batch (max over mini-batches of max / mean); 1 = balanced. `owner[i]` = rank of row i.
+double rank_imbalance(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds, const std::vector<int>& owner,
+                      int world);
+
 }  // namespace rlvr::trainer

@@ -31,3 +31,23 @@ TEST_CASE("micro-batches: by count in order, by token budget sorted longest firs
   CHECK(plan_micro_batches(len, {}, 4, 0).empty());
   CHECK(plan_micro_batches(len, {}, 4, 100).empty());
 }
+
+TEST_CASE("balance_rows: each mini-batch's rows dealt to the ranks by tokens, longest first", "[trainer][batching]") {
+  // One mini-batch of 6 rows, 2 ranks. Longest first: 10 -> rank 0; 9 -> rank 1; 8 -> rank 1 (9 < 10);
+  // then the 1s go to rank 0 (10 < 17): rank 0 = {0, 3, 4, 5} (13 tokens), rank 1 = {1, 2} (17 tokens).
+  const std::vector<int64_t> len{10, 9, 8, 1, 1, 1};
+  CHECK(rlvr::trainer::balance_rows(len, {0, 6}, 2, 0) == std::vector<std::vector<size_t>>{{0, 3, 4, 5}});
+  CHECK(rlvr::trainer::balance_rows(len, {0, 6}, 2, 1) == std::vector<std::vector<size_t>>{{1, 2}});
+  // The rows as they arrived (rank 0 had rows 0-2 = 27 tokens, rank 1 rows 3-5 = 3): max / mean = 27 / 15.
+  CHECK(rlvr::trainer::rank_imbalance(len, {0, 6}, {0, 0, 0, 1, 1, 1}, 2) == Approx(27.0 / 15));
+  CHECK(rlvr::trainer::rank_imbalance(len, {0, 6}, {0, 1, 1, 0, 0, 0}, 2) == Approx(17.0 / 15));
+  // Two mini-batches are balanced separately and rows never leave their mini-batch; one rank keeps every row.
+  const std::vector<int64_t> l2{5, 5, 5, 5, 1, 2, 3, 4};
+  auto r0 = rlvr::trainer::balance_rows(l2, {0, 4, 8}, 2, 0), r1 = rlvr::trainer::balance_rows(l2, {0, 4, 8}, 2, 1);
+  REQUIRE(r0.size() == 2);
+  CHECK(r0[0] == std::vector<size_t>{0, 2});
+  CHECK(r1[0] == std::vector<size_t>{1, 3});
+  CHECK(r0[1] == std::vector<size_t>{4, 7});  // 4 -> r0, 3 -> r1, 2 -> r1 (3 < 4), 1 -> r0 (4 < 5): 5 and 5
+  CHECK(r1[1] == std::vector<size_t>{5, 6});
+  CHECK(rlvr::trainer::balance_rows(l2, {0, 4, 8}, 1, 0) == std::vector<std::vector<size_t>>{{0, 1, 2, 3}, {4, 5, 6, 7}});
+}

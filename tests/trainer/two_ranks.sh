@@ -16,7 +16,10 @@ rollout: {group_size: 4, max_new_tokens: 16, max_batch_seqs: 64}
 # penalty over the whole budget (-length/16) varies between random completions and gives real advantages.
 rewards: [{name: math_accuracy, weight: 1.0}, {name: soft_overlong, weight: 1.0, args: {max_tokens: 16, cache: 16}}]
 algorithm: {advantage: grpo, loss_agg: token-mean}
-optim: {lr: 1.0e-3}
+# Ranks sum the same rows in another order (the update deals them to the ranks by tokens), so gradients differ
+# by fp32 rounding; Adam's first step is lr * g / (|g| + eps), whose sensitivity near g = 0 is lr / eps: eps 1e-6
+# keeps this a test of the data-parallel update, not of rounding amplified 100x by eps 1e-8.
+optim: {lr: 1.0e-3, eps: 1.0e-6}
 train: {steps: 3, prompts_per_step: 4, micro_batch_size: 8, eval_every: 3, save_every: 1, keep_last: 3}
 distributed: {timeout_s: 60}
 YAML
@@ -79,6 +82,13 @@ for base, other in ((one, two), (one, zero), (sel_one, sel_two), (ppo_one, ppo_t
         for k in ra:
             va, vb = ra[k], rb[k]
             assert (va is None and vb is None) or abs(va - vb) <= 1e-4 * max(1.0, abs(va)), (other, ra["step"], k, va, vb)
+# The update deals each mini-batch's completions to the ranks by tokens: never worse balanced than as generated.
+steps = [r for r in metrics(two) + metrics(ppo_two) if "loss/pg_loss" in r]
+assert steps and all("update/rank_imbalance" in r for r in steps), "no rank balance metrics"
+for r in steps:
+    assert r["update/rank_imbalance"] <= r["update/rank_imbalance_before"] + 1e-12, r
+print("rank token imbalance (max / mean) before -> after balancing: " +
+      ", ".join(f'{r["update/rank_imbalance_before"]:.3f} -> {r["update/rank_imbalance"]:.3f}' for r in steps))
 assert any("eval/mean@1" in r for r in metrics(one)), "no eval metrics logged"
 print("metrics match (eval included)")
 PY
