@@ -3,7 +3,7 @@
 # for maj@k and every confidence method, side by side over the SAME k samples (offline methods share one
 # generation; the online methods generate their own stopped paths after the shared warm-up).
 #   [EVAL_ARGS="--max-new-tokens 32 --conf-window 4"] bench/eval/run.sh RLVR_BINARY MODEL_DIR [k] [limit] [threads]
-# MODEL_DIR: e.g. the quickstart's GRPO checkpoint (runs/quickstart/grpo/checkpoints/step_30). Prints a markdown
+# MODEL_DIR: e.g. the quickstart's GRPO checkpoint (runs/quickstart/grpo/checkpoints/step_60). Prints a markdown
 # table and writes bench-eval.json in the current directory.
 set -euo pipefail
 rlvr=$1 model=$2 k=${3:-32} limit=${4:-100} threads=${5:-1}
