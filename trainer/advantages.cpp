@@ -7,52 +7,22 @@
 #include <vector>
 
 #include "common/error.h"
+#include "trainer/choices.h"
 #include "trainer/config.h"
 
 namespace rlvr::trainer {
 
-namespace {
-
-struct NamedKind {
-  const char* name;
-  AdvantageKind kind;
-};
-constexpr NamedKind kKinds[] = {{"grpo", AdvantageKind::grpo},
-                                {"dr_grpo", AdvantageKind::dr_grpo},
-                                {"rloo", AdvantageKind::rloo},
-                                {"reinforce_pp", AdvantageKind::reinforce_pp}};
-struct NamedScale {
-  const char* name;
-  ScaleRewards scale;
-};
-constexpr NamedScale kScales[] = {
-    {"group", ScaleRewards::group}, {"batch", ScaleRewards::batch}, {"none", ScaleRewards::none}};
-
-}  // namespace
-
 AdvantageKind parse_advantage_kind(const std::string& name) {
-  for (const auto& k : kKinds)
-    if (name == k.name) return k.kind;
-  throw ConfigError(fmt::format("unknown algorithm.advantage '{}'; known: [grpo, dr_grpo, rloo, reinforce_pp]", name));
+  return static_cast<AdvantageKind>(choices::index_of("algorithm.advantage", choices::advantage(), name));
 }
 
 ScaleRewards parse_scale_rewards(const std::string& name) {
-  for (const auto& s : kScales)
-    if (name == s.name) return s.scale;
-  throw ConfigError(fmt::format("unknown algorithm.scale_rewards '{}'; known: [group, batch, none]", name));
+  return static_cast<ScaleRewards>(choices::index_of("algorithm.scale_rewards", choices::scale_rewards(), name));
 }
 
-const char* to_string(AdvantageKind k) {
-  for (const auto& e : kKinds)
-    if (e.kind == k) return e.name;
-  return "?";
-}
+const char* to_string(AdvantageKind k) { return choices::advantage().at(static_cast<size_t>(k)).c_str(); }
 
-const char* to_string(ScaleRewards s) {
-  for (const auto& e : kScales)
-    if (e.scale == s) return e.name;
-  return "?";
-}
+const char* to_string(ScaleRewards s) { return choices::scale_rewards().at(static_cast<size_t>(s)).c_str(); }
 
 AdvantageOptions advantage_options(const AlgorithmConfig& a, int64_t group_size) {
   AdvantageOptions o;

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "data/selection.h"
+#include "trainer/choices.h"
 
 namespace rlvr {
 namespace {
@@ -222,10 +223,10 @@ void validate(const Config& c) {
                     "data.selection_band_lo ({}) must be <= data.selection_band_hi ({})", c.data.selection_band_lo,
                     c.data.selection_band_hi);
   RLVR_CONFIG_CHECK(!c.rewards.empty(), "rewards must name at least one reward function");
-  one_of("algorithm.advantage", c.algorithm.advantage, {"grpo", "dr_grpo", "rloo", "reinforce_pp"});
-  one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, {"group", "batch", "none"});
-  one_of("algorithm.loss_agg", c.algorithm.loss_agg, {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"});
-  one_of("algorithm.kl_estimator", c.algorithm.kl_estimator, {"k1", "k2", "k3"});  // kl | mse | low_var_kl mapped on load
+  one_of("algorithm.advantage", c.algorithm.advantage, choices::advantage());
+  one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, choices::scale_rewards());
+  one_of("algorithm.loss_agg", c.algorithm.loss_agg, choices::loss_agg());
+  one_of("algorithm.kl_estimator", c.algorithm.kl_estimator, choices::kl_estimator());  // kl | mse | low_var_kl mapped on load
   one_of("optim.schedule", c.optim.schedule, {"constant", "linear", "cosine"});
   // Completions per step are counted in 32-bit integers throughout the loop (and each one is a KV-cache slot).
   RLVR_CONFIG_CHECK(int64_t{c.train.prompts_per_step} * c.rollout.group_size <= (int64_t{1} << 24),

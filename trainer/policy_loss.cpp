@@ -10,19 +10,12 @@
 #include <fmt/ranges.h>
 
 #include "common/error.h"
+#include "trainer/choices.h"
 #include "trainer/config.h"
 
 namespace rlvr::trainer {
 
 namespace {
-
-struct NamedAgg {
-  const char* name;
-  LossAgg agg;
-};
-constexpr NamedAgg kAggs[] = {{"token-mean", LossAgg::token_mean},
-                              {"seq-mean-token-mean", LossAgg::seq_mean_token_mean},
-                              {"seq-mean-token-sum-norm", LossAgg::seq_mean_token_sum_norm}};
 
 // Compute dtype: fp32, or fp64 when the input already is fp64.
 torch::ScalarType compute_dtype(const torch::Tensor& t) {
@@ -40,25 +33,16 @@ void check_same_shape(const torch::Tensor& t, const torch::Tensor& ref, const ch
 }  // namespace
 
 LossAgg parse_loss_agg(const std::string& name) {
-  for (const auto& a : kAggs)
-    if (name == a.name) return a.agg;
-  throw ConfigError(fmt::format(
-      "unknown algorithm.loss_agg '{}'; known: [token-mean, seq-mean-token-mean, seq-mean-token-sum-norm]", name));
+  return static_cast<LossAgg>(choices::index_of("algorithm.loss_agg", choices::loss_agg(), name));
 }
 
-const char* to_string(LossAgg a) {
-  for (const auto& e : kAggs)
-    if (e.agg == a) return e.name;
-  return "?";
-}
+const char* to_string(LossAgg a) { return choices::loss_agg().at(static_cast<size_t>(a)).c_str(); }
 
 KlEstimator parse_kl_estimator(const std::string& name) {
-  if (name == "k1" || name == "kl") return KlEstimator::k1;
-  if (name == "k2" || name == "mse") return KlEstimator::k2;
-  if (name == "k3" || name == "low_var_kl") return KlEstimator::k3;
-  throw ConfigError(fmt::format("unknown algorithm.kl_estimator '{}'; known: [k1, k2, k3] (verl aliases: kl, mse, "
-                                "low_var_kl)",
-                                name));
+  if (name == "kl") return KlEstimator::k1;  // verl's names
+  if (name == "mse") return KlEstimator::k2;
+  if (name == "low_var_kl") return KlEstimator::k3;
+  return static_cast<KlEstimator>(choices::index_of("algorithm.kl_estimator", choices::kl_estimator(), name));
 }
 
 const char* to_string(KlEstimator k) {

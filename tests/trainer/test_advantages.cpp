@@ -7,6 +7,8 @@
 
 #include "common/error.h"
 #include "trainer/advantages.h"
+#include "trainer/choices.h"
+#include "trainer/policy_loss.h"
 #include "trainer/config.h"
 
 using namespace rlvr;
@@ -180,4 +182,15 @@ TEST_CASE("advantage options from the algorithm section", "[trainer][advantages]
   CHECK(o.group_size == 16);
   a.advantage = "ppo";
   CHECK_THROWS_AS(advantage_options(a, 16), ConfigError);
+}
+
+TEST_CASE("closed choices: every name of the tables parses to its enum and back; others are named errors", "[trainer]") {
+  for (const auto& n : rlvr::choices::advantage()) CHECK(trainer::to_string(trainer::parse_advantage_kind(n)) == n);
+  for (const auto& n : rlvr::choices::scale_rewards()) CHECK(trainer::to_string(trainer::parse_scale_rewards(n)) == n);
+  for (const auto& n : rlvr::choices::loss_agg()) CHECK(trainer::to_string(trainer::parse_loss_agg(n)) == n);
+  CHECK(trainer::parse_kl_estimator("low_var_kl") == trainer::KlEstimator::k3);
+  CHECK(trainer::parse_kl_estimator("k2") == trainer::KlEstimator::k2);
+  CHECK_THROWS_WITH(trainer::parse_advantage_kind("ppo"), Catch::Contains("algorithm.advantage must be one of [grpo, dr_grpo"));
+  CHECK_THROWS_WITH(rlvr::parse_config("", "x.yaml", {"algorithm.loss_agg=mean"}),
+                    Catch::Contains("algorithm.loss_agg must be one of [token-mean"));
 }
