@@ -616,80 +616,102 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp,
   return out;
 }
 
+// Sums over this rank's samples of a step, reduced over all ranks in one call.
+struct RolloutSums {
+  double reward = 0, reward_sq = 0, graded = 0, correct = 0, ungradable = 0, length = 0, truncated = 0;
+  double completions = 0, zero_std_groups = 0, groups_generated = 0, groups_dropped = 0, tokens = 0;
+  double conf_correct = 0, n_conf_correct = 0, conf_wrong = 0, n_conf_wrong = 0;
+  std::vector<double> fn_sum, fn_sq;  // per reward function
+  template <class F>
+  void each(F&& f) {  // every field, in one fixed order
+    for (double* x : {&reward, &reward_sq, &graded, &correct, &ungradable, &length, &truncated, &completions,
+                      &zero_std_groups, &groups_generated, &groups_dropped, &tokens, &conf_correct, &n_conf_correct,
+                      &conf_wrong, &n_conf_wrong})
+      f(*x);
+    for (auto& x : fn_sum) f(x);
+    for (auto& x : fn_sq) f(x);
+  }
+  void all_reduce(dist::Communicator& comm) {
+    std::vector<double> v;
+    each([&](double& x) { v.push_back(x); });
+    v = comm.all_reduce_scalars(v, dist::ReduceOp::sum);
+    size_t i = 0;
+    each([&](double& x) { x = v[i++]; });
+  }
+};
+
 MetricMap GrpoLoop::step_metrics(const StepData& d) {
   auto& comm = *ctx_.comm;
   const auto names = rubric_.names();
-  const int64_t N = d.samples.size();
-  // Sums over this rank, then over all ranks.
-  std::vector<double> s(8 + 2 * names.size(), 0.0);
+  const int G = cfg_.rollout.group_size;
+  RolloutSums t;
+  t.fn_sum.assign(names.size(), 0.0);
+  t.fn_sq.assign(names.size(), 0.0);
   double len_min = 1e18, len_max = 0;
   for (const auto& x : d.samples) {
-    double r = std::isnan(x.reward) ? 0.0 : x.reward;
-    s[0] += r;
-    s[1] += r * r;
-    s[2] += std::isnan(x.reward) ? 0 : 1;
-    s[3] += x.verdict == rewards::Verdict::correct;
-    s[4] += x.verdict == rewards::Verdict::ungradable;
-    s[5] += x.ids.size();
-    s[6] += x.truncated;
+    const double r = std::isnan(x.reward) ? 0.0 : x.reward;
+    t.reward += r;
+    t.reward_sq += r * r;
+    t.graded += std::isnan(x.reward) ? 0 : 1;
+    t.correct += x.verdict == rewards::Verdict::correct;
+    t.ungradable += x.verdict == rewards::Verdict::ungradable;
+    t.length += x.ids.size();
+    t.truncated += x.truncated;
     for (size_t f = 0; f < names.size() && f < x.per_function.size(); ++f) {
-      s[8 + 2 * f] += x.per_function[f];
-      s[8 + 2 * f + 1] += x.per_function[f] * x.per_function[f];
+      t.fn_sum[f] += x.per_function[f];
+      t.fn_sq[f] += x.per_function[f] * x.per_function[f];
     }
     len_min = std::min<double>(len_min, x.ids.size());
     len_max = std::max<double>(len_max, x.ids.size());
+    // Mean token confidence of correct and of other completions (DeepConf's signal, tracked during training).
+    if (!std::isnan(x.confidence)) {
+      const bool ok = x.verdict == rewards::Verdict::correct;
+      (ok ? t.conf_correct : t.conf_wrong) += x.confidence;
+      (ok ? t.n_conf_correct : t.n_conf_wrong) += 1;
+    }
   }
-  s[7] = N;
+  const int64_t N = d.samples.size();
+  t.completions = static_cast<double>(N);
   // Groups with zero reward std (no learning signal), counted here from the kept samples.
-  const int G = cfg_.rollout.group_size;
-  double zero_std = 0;
   for (int64_t g = 0; g + G <= N; g += G) {
     bool same = true;
     for (int j = 1; j < G; ++j) same = same && d.samples[g + j].reward == d.samples[g].reward;
-    zero_std += same;
+    t.zero_std_groups += same;
   }
-  s.push_back(zero_std);
-  s.push_back(static_cast<double>(d.groups_generated));
-  s.push_back(static_cast<double>(d.groups_dropped));
-  s.push_back(static_cast<double>(d.generated_tokens));
-  // Mean token confidence of correct and of other completions (DeepConf's signal, tracked during training).
-  const size_t conf_at = s.size();
-  s.insert(s.end(), 4, 0.0);
-  for (const auto& x : d.samples) {
-    if (std::isnan(x.confidence)) continue;
-    const size_t k = conf_at + (x.verdict == rewards::Verdict::correct ? 0 : 2);
-    s[k] += x.confidence;
-    s[k + 1] += 1;
-  }
-  s = comm.all_reduce_scalars(s, dist::ReduceOp::sum);
+  t.groups_generated = static_cast<double>(d.groups_generated);
+  t.groups_dropped = static_cast<double>(d.groups_dropped);
+  t.tokens = static_cast<double>(d.generated_tokens);
+  t.all_reduce(comm);
   len_min = -comm.all_reduce_scalar(-len_min, dist::ReduceOp::max);
   len_max = comm.all_reduce_scalar(len_max, dist::ReduceOp::max);
   MetricMap m;
-  const double n = std::max(1.0, s[7]);
-  const double graded = std::max(1.0, s[2]);
-  m["reward/mean"] = s[0] / graded;
-  m["reward/std"] = std::sqrt(std::max(0.0, s[1] / graded - m["reward/mean"] * m["reward/mean"]));
-  m["accuracy"] = s[3] / n;
-  m["ungradable_frac"] = s[4] / n;
-  m["completion_length/mean"] = s[5] / n;
-  m["completion_length/min"] = s[7] > 0 ? len_min : 0;
+  const double n = std::max(1.0, t.completions);
+  const double graded = std::max(1.0, t.graded);
+  m["reward/mean"] = t.reward / graded;
+  m["reward/std"] = std::sqrt(std::max(0.0, t.reward_sq / graded - m["reward/mean"] * m["reward/mean"]));
+  m["accuracy"] = t.correct / n;
+  m["ungradable_frac"] = t.ungradable / n;
+  m["completion_length/mean"] = t.length / n;
+  m["completion_length/min"] = t.completions > 0 ? len_min : 0;
   m["completion_length/max"] = len_max;
-  m["truncated_ratio"] = s[6] / n;
+  m["truncated_ratio"] = t.truncated / n;
   for (size_t f = 0; f < names.size(); ++f) {
-    double mean = s[8 + 2 * f] / n;
+    const double mean = t.fn_sum[f] / n;
     m["reward/" + names[f] + "/mean"] = mean;
-    m["reward/" + names[f] + "/std"] = std::sqrt(std::max(0.0, s[8 + 2 * f + 1] / n - mean * mean));
+    m["reward/" + names[f] + "/std"] = std::sqrt(std::max(0.0, t.fn_sq[f] / n - mean * mean));
   }
-  size_t k = 8 + 2 * names.size();
-  m["frac_reward_zero_std"] = s[k] / std::max(1.0, s[7] / G);
+  m["frac_reward_zero_std"] = t.zero_std_groups / std::max(1.0, t.completions / G);
   if (cfg_.algorithm.dynamic_sampling) {
-    m["dynamic_sampling/groups_generated"] = s[k + 1];
-    m["dynamic_sampling/groups_dropped"] = s[k + 2];
+    m["dynamic_sampling/groups_generated"] = t.groups_generated;
+    m["dynamic_sampling/groups_dropped"] = t.groups_dropped;
     m["dynamic_sampling/gen_rounds"] = d.gen_rounds;
   }
-  m["completions"] = s[7];
-  m["tokens_generated"] = s[k + 3];
-  tokens_cumulative_ += static_cast<int64_t>(s[k + 3]);
+  m["completions"] = t.completions;
+  m["tokens_generated"] = t.tokens;
+  m["tokens_per_s"] = d.gen_s > 0 ? t.tokens / comm.world_size() / d.gen_s : 0;
+  if (t.n_conf_correct > 0) m["confidence/correct"] = t.conf_correct / t.n_conf_correct;
+  if (t.n_conf_wrong > 0) m["confidence/wrong"] = t.conf_wrong / t.n_conf_wrong;
+  tokens_cumulative_ += static_cast<int64_t>(t.tokens);
   m["tokens_generated_cumulative"] = static_cast<double>(tokens_cumulative_);
   // Selection and signal counts are global already (every rank holds the same selection and history).
   m["groups_with_signal"] = static_cast<double>(d.groups_with_signal);
@@ -699,9 +721,6 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
     m["selection/forced"] = static_cast<double>(d.forced);
     m["selection/prompts_in_history"] = static_cast<double>(history_.size());
   }
-  m["tokens_per_s"] = d.gen_s > 0 ? s[k + 3] / comm.world_size() / d.gen_s : 0;
-  if (s[conf_at + 1] > 0) m["confidence/correct"] = s[conf_at] / s[conf_at + 1];
-  if (s[conf_at + 3] > 0) m["confidence/wrong"] = s[conf_at + 2] / s[conf_at + 3];
   return m;
 }
 
