@@ -170,8 +170,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 
 namespace {
 void one_of(const std::string& key, const std::string& v, const std::vector<std::string>& allowed) {
-  if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return;
-  throw ConfigError(fmt::format("{} must be one of [{}], got '{}'", key, fmt::join(allowed, ", "), v));
+  choices::index_of(key.c_str(), allowed, v);
 }
 template <class Section>
 void check_ranges(const char* name, const Section& s) {

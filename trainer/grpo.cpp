@@ -325,12 +325,13 @@ void GrpoLoop::record_outcomes(int64_t step, const std::vector<data::GroupOutcom
   if (comm.world_size() > 1) {
     const int64_t n = static_cast<int64_t>(mine.size());
     const int64_t max_n = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(n), dist::ReduceOp::max));
-    auto t = at::full({std::max<int64_t>(max_n, 1), 3}, -1.0, at::kDouble);  // rows of (prompt, correct, size); -1 = none
+    std::vector<double> rows(static_cast<size_t>(std::max<int64_t>(max_n, 1)) * 3, -1.0);  // (prompt, correct, size); -1 = none
     for (int64_t i = 0; i < n; ++i) {
-      t[i][0] = static_cast<double>(mine[i].prompt);
-      t[i][1] = mine[i].correct;
-      t[i][2] = mine[i].size;
+      rows[3 * i] = static_cast<double>(mine[i].prompt);
+      rows[3 * i + 1] = mine[i].correct;
+      rows[3 * i + 2] = mine[i].size;
     }
+    auto t = at::tensor(rows, at::kDouble).reshape({-1, 3});
     auto g = comm.all_gather(t.to(comm.device())).cpu().reshape({-1, 3});
     auto acc = g.accessor<double, 2>();
     all.clear();
@@ -476,15 +477,12 @@ std::vector<std::vector<size_t>> GrpoLoop::balance_update_rows(StepData& d, std:
     lengths[i] = static_cast<int64_t>(prompt_ids_[global[i].prompt].size() + global[i].ids.size());
   const auto bounds = bounds_of(static_cast<int64_t>(global.size()) / G);
   m["update/rank_imbalance_before"] = rank_imbalance(lengths, bounds, owner, W);
-  std::vector<int> new_owner(global.size(), 0);
-  for (int r = 0; r < W; ++r)
-    for (const auto& rows : balance_rows(lengths, bounds, W, r))
-      for (auto i : rows) new_owner[i] = r;
+  const auto new_owner = balance_ranks(lengths, bounds, W);
   m["update/rank_imbalance"] = rank_imbalance(lengths, bounds, new_owner, W);
   std::vector<std::vector<size_t>> out;
   d.samples.clear();
   ref_lp.clear();
-  for (const auto& rows : balance_rows(lengths, bounds, W, comm.rank())) {
+  for (const auto& rows : rows_of_rank(new_owner, bounds, comm.rank())) {
     out.emplace_back();
     for (auto i : rows) {
       out.back().push_back(d.samples.size());

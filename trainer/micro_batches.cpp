@@ -35,24 +35,35 @@ PaddingCount count_padding(const std::vector<int64_t>& lengths, const std::vecto
   return c;
 }
 
-std::vector<std::vector<size_t>> balance_rows(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds,
-                                              int world, int rank) {
-  std::vector<std::vector<size_t>> out;
+std::vector<int> balance_ranks(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds, int world) {
+  std::vector<int> owner(lengths.size(), 0);
   for (size_t m = 0; m + 1 < bounds.size(); ++m) {
     std::vector<size_t> order;
     for (size_t i = bounds[m]; i < bounds[m + 1]; ++i) order.push_back(i);
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
     std::vector<int64_t> load(static_cast<size_t>(world), 0);
-    std::vector<size_t> mine;
     for (size_t i : order) {
-      const size_t r = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-      load[r] += lengths[i];
-      if (static_cast<int>(r) == rank) mine.push_back(i);
+      const auto r = std::min_element(load.begin(), load.end()) - load.begin();
+      load[static_cast<size_t>(r)] += lengths[i];
+      owner[i] = static_cast<int>(r);
     }
-    std::sort(mine.begin(), mine.end());
-    out.push_back(std::move(mine));
+  }
+  return owner;
+}
+
+std::vector<std::vector<size_t>> rows_of_rank(const std::vector<int>& owner, const std::vector<size_t>& bounds, int rank) {
+  std::vector<std::vector<size_t>> out;
+  for (size_t m = 0; m + 1 < bounds.size(); ++m) {
+    out.emplace_back();
+    for (size_t i = bounds[m]; i < bounds[m + 1]; ++i)
+      if (owner[i] == rank) out.back().push_back(i);
   }
   return out;
+}
+
+std::vector<std::vector<size_t>> balance_rows(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds,
+                                              int world, int rank) {
+  return rows_of_rank(balance_ranks(lengths, bounds, world), bounds, rank);
 }
 
 double rank_imbalance(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds, const std::vector<int>& owner,

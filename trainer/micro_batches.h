@@ -25,8 +25,11 @@ PaddingCount count_padding(const std::vector<int64_t>& lengths, const std::vecto
 // into mini-batches at `bounds` (mini-batch m = rows [bounds[m], bounds[m + 1])); within each mini-batch the rows
 // are dealt longest first (ties: earlier row) to the rank with the fewest tokens of that mini-batch so far
 // (ties: lower rank). Returns, per mini-batch, the rows `rank` trains on, in global order. world 1: every row.
+// balance_ranks gives every row's rank; balance_rows the rows of one rank, per mini-batch.
+std::vector<int> balance_ranks(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds, int world);
 std::vector<std::vector<size_t>> balance_rows(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds,
                                               int world, int rank);
+std::vector<std::vector<size_t>> rows_of_rank(const std::vector<int>& owner, const std::vector<size_t>& bounds, int rank);
 // Tokens per rank of each mini-batch (max over mini-batches of max / mean); 1 = balanced. `owner[i]` = rank of row i.
 double rank_imbalance(const std::vector<int64_t>& lengths, const std::vector<size_t>& bounds, const std::vector<int>& owner,
                       int world);

@@ -38,6 +38,7 @@ TEST_CASE("balance_rows: each mini-batch's rows dealt to the ranks by tokens, lo
   const std::vector<int64_t> len{10, 9, 8, 1, 1, 1};
   CHECK(rlvr::trainer::balance_rows(len, {0, 6}, 2, 0) == std::vector<std::vector<size_t>>{{0, 3, 4, 5}});
   CHECK(rlvr::trainer::balance_rows(len, {0, 6}, 2, 1) == std::vector<std::vector<size_t>>{{1, 2}});
+  CHECK(rlvr::trainer::balance_ranks(len, {0, 6}, 2) == std::vector<int>{0, 1, 1, 0, 0, 0});
   // The rows as they arrived (rank 0 had rows 0-2 = 27 tokens, rank 1 rows 3-5 = 3): max / mean = 27 / 15.
   CHECK(rlvr::trainer::rank_imbalance(len, {0, 6}, {0, 0, 0, 1, 1, 1}, 2) == Approx(27.0 / 15));
   CHECK(rlvr::trainer::rank_imbalance(len, {0, 6}, {0, 1, 1, 0, 0, 0}, 2) == Approx(17.0 / 15));
