@@ -24,11 +24,12 @@ int64_t rows_per_chunk(int64_t requested, int64_t V) {
   return std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(V * 4, 1));  // ~64 MB of fp32 logits
 }
 
-// s = hidden_chunk @ weight^T / temperature: [n, V] fp32. The GEMM in the weight dtype, the result upcast.
-at::Tensor chunk_logits(const at::Tensor& h, const at::Tensor& weight, double temperature) {
-  auto s = at::matmul(h.to(weight.scalar_type()), weight.t()).to(at::kFloat);  // [n, V] fp32
-  if (temperature != 1.0) s.div_(temperature);
-  return s;
+// s = hidden_chunk @ weight^T / temperature, written into `out` ([n, V] fp32, reused across chunks: a fresh
+// 64 MB tensor per chunk would be a fresh zero-filled mapping each time). The GEMM in the weight dtype.
+void chunk_logits(at::Tensor& out, const at::Tensor& h, const at::Tensor& weight, double temperature) {
+  if (weight.scalar_type() == at::kFloat && h.scalar_type() == at::kFloat) at::mm_out(out, h, weight.t());
+  else out.copy_(at::matmul(h.to(weight.scalar_type()), weight.t()));  // upcast to fp32 on copy
+  if (temperature != 1.0) out.div_(temperature);
 }
 
 struct LmHeadLogprobFn : torch::autograd::Function<LmHeadLogprobFn> {
@@ -41,16 +42,23 @@ struct LmHeadLogprobFn : torch::autograd::Function<LmHeadLogprobFn> {
     auto logp = at::empty({N}, f32);                                   // [N]
     auto lse = at::empty({N}, f32);                                    // [N]
     auto entropy = want_entropy ? at::empty({N}, f32) : at::zeros({N}, f32);  // [N]
+    auto buf = at::empty({std::min(chunk, N), weight.size(0)}, f32);           // [chunk, V] logits
+    auto ebuf = at::empty_like(buf);                                           // [chunk, V] exp terms
     for (int64_t r = 0; r < N; r += chunk) {
       const int64_t n = std::min(chunk, N - r);
-      auto s = chunk_logits(hidden.narrow(0, r, n), weight, temperature);  // [n, V] fp32
-      auto l = at::logsumexp(s, -1);                                         // [n]
-      auto t = targets.narrow(0, r, n).unsqueeze(1);                         // [n, 1]
-      logp.narrow(0, r, n).copy_(s.gather(1, t).squeeze(1) - l);
+      auto s = buf.narrow(0, 0, n), e = ebuf.narrow(0, 0, n);                  // [n, V]
+      chunk_logits(s, hidden.narrow(0, r, n), weight, temperature);
+      auto t = targets.narrow(0, r, n).unsqueeze(1);                           // [n, 1]
+      auto st = s.gather(1, t).squeeze(1);                                     // [n]
+      // logsumexp as ATen computes it (max, then the sum of exp(s - max)), in the reused buffers.
+      auto m = s.amax(-1, /*keepdim=*/true);                                   // [n, 1]
+      at::sub_out(e, s, m).exp_();
+      auto l = e.sum(-1).log_().add_(m.squeeze(1));                            // [n]
+      logp.narrow(0, r, n).copy_(st - l);
       lse.narrow(0, r, n).copy_(l);
       if (want_entropy) {
-        auto logpr = s.sub_(l.unsqueeze(1));                                 // [n, V] log p (in place)
-        entropy.narrow(0, r, n).copy_(-(logpr.exp() * logpr).sum(-1));       // [n]
+        auto logpr = s.sub_(l.unsqueeze(1));                                   // [n, V] log p (in place)
+        entropy.narrow(0, r, n).copy_(at::exp_out(e, logpr).mul_(logpr).sum(-1).neg_());  // [n]
       }
     }
     ctx->set_materialize_grads(false);  // an unused entropy (or logp) gets no backward pass of its own
@@ -78,23 +86,29 @@ struct LmHeadLogprobFn : torch::autograd::Function<LmHeadLogprobFn> {
     if (need_h) dh = at::empty_like(hidden);  // [N, H]
     // dW is a sum over every chunk: accumulated in fp32, cast to the weight dtype once.
     if (need_w) dw = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));  // [V, H] fp32
+    auto buf = at::empty({std::min(chunk, N), weight.size(0)}, hidden.options().dtype(at::kFloat));  // [chunk, V]
+    auto pbuf = g_ent.defined() ? at::empty_like(buf) : at::Tensor();
+    const double inv_t = 1.0 / temperature;  // d/dz = d/ds / temperature
     for (int64_t r = 0; r < N; r += chunk) {
       const int64_t n = std::min(chunk, N - r);
       auto h = hidden.narrow(0, r, n);                                       // [n, H]
-      auto logpr = chunk_logits(h, weight, temperature);                     // [n, V] s
-      logpr.sub_(lse.narrow(0, r, n).unsqueeze(1));                          // [n, V] log p
-      auto ds = logpr.exp();                                                 // [n, V] p
-      // ds = -p * (g_lp + g_ent * (log p + Hs)), then + g_lp at the target.
+      auto s = buf.narrow(0, 0, n);                                          // [n, V]
+      chunk_logits(s, h, weight, temperature);
+      auto logpr = s.sub_(lse.narrow(0, r, n).unsqueeze(1));                 // [n, V] log p (in place)
+      // dz = -p * (g_lp + g_ent * (log p + Hs)) / T, then + g_lp / T at the target.
+      at::Tensor dz;
       if (g_ent.defined()) {
+        auto p = pbuf.narrow(0, 0, n);                                       // [n, V] p
+        at::exp_out(p, logpr);
         auto w = logpr.add_(entropy.narrow(0, r, n).unsqueeze(1)).mul_(g_ent.narrow(0, r, n).unsqueeze(1));
         if (g_lp.defined()) w.add_(g_lp.narrow(0, r, n).unsqueeze(1));
-        ds.mul_(w).neg_();
+        dz = p.mul_(w).mul_(-inv_t);
       } else {
-        ds.mul_(g_lp.narrow(0, r, n).unsqueeze(1)).neg_();
+        dz = logpr.exp_().mul_(g_lp.narrow(0, r, n).unsqueeze(1) * -inv_t);  // [n, V], p in place
       }
-      if (g_lp.defined()) ds.scatter_add_(1, targets.narrow(0, r, n).unsqueeze(1), g_lp.narrow(0, r, n).unsqueeze(1));
-      if (temperature != 1.0) ds.div_(temperature);                          // d/dz = d/ds / temperature
-      auto dz = ds.to(wdt);                                                  // [n, V] in the GEMM dtype
+      if (g_lp.defined())
+        dz.scatter_add_(1, targets.narrow(0, r, n).unsqueeze(1), g_lp.narrow(0, r, n).unsqueeze(1) * inv_t);
+      dz = dz.to(wdt);                                                       // [n, V] in the GEMM dtype
       if (need_h) dh.narrow(0, r, n).copy_(at::matmul(dz, weight));          // [n, H]
       if (need_w) {
         auto hw = h.to(wdt);
