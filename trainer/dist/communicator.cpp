@@ -533,8 +533,9 @@ c10::intrusive_ptr<c10d::Store> rendezvous_with_deadline(const WorldInfo& w, std
   if (finished) FLAGS_caffe2_log_level = saved_level;
   if (!finished)
     throw Error(fmt::format(
-        "dist rendezvous: rank {} of {} got no TCPStore answer from {}:{} within {} s (distributed.timeout_s). Is "
-        "MASTER_ADDR:MASTER_PORT rank 0's TCPStore (not another server), and were all ranks started?",
+        "dist rendezvous: rank {} of {} cannot reach the TCPStore at {}:{}: no answer within {} s "
+        "(distributed.timeout_s). Is MASTER_ADDR:MASTER_PORT rank 0's TCPStore (not another server), and were all "
+        "ranks started?",
         w.rank, w.world_size, w.master_addr, w.master_port,
         std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
   if (sh->error) std::rethrow_exception(sh->error);
