@@ -81,7 +81,7 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
   j["held_out_problems"] = sft.data.task_eval_size;
   j["task"] = sft.data.train;
   j["difficulty"] = sft.data.task_difficulty;
-  j["sft_steps"] = sft.train.steps;
+  j["sft_steps"] = s.steps_done;  // fewer than train.steps when train.stop_at_accuracy stopped it
   j["grpo_steps"] = grpo.train.steps;
   if (g.last_metrics.count("tokens_generated_cumulative"))
     j["grpo_tokens_generated"] = g.last_metrics.at("tokens_generated_cumulative");

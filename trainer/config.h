@@ -199,6 +199,7 @@ struct TrainConfig {
   int32_t keep_last = 2;                 // checkpoints kept (older ones deleted)
   int32_t eval_every = 0;                // held-out eval every N steps; 0 = off
   int32_t eval_samples = 1;              // k samples per eval prompt
+  double stop_at_accuracy = 0;           // stop (with a checkpoint) once a periodic eval's mean@k reaches it; 0 = off
   int32_t max_nonfinite_steps = 3;       // stop after this many consecutive NaN/inf steps
   template <class V> void visit(V& v) {
     v.field("steps", steps, "training steps (one rollout batch each)", at_least(0, 1e8));
@@ -218,6 +219,10 @@ struct TrainConfig {
     v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off", at_least(0));
     v.field("eval_samples", eval_samples, "samples per prompt in evaluation (mean@k, pass@k, maj@k)",
             at_least(1, 1 << 16));
+    v.field("stop_at_accuracy", stop_at_accuracy,
+            "stop training, writing a checkpoint, at the first periodic held-out eval (train.eval_every) whose "
+            "mean@k (greedy mean@1 in SFT) is at least this; 0 = off",
+            at_least(0, 1));
     v.field("max_nonfinite_steps", max_nonfinite_steps, "stop after this many NaN/inf steps in a row", at_least(1));
   }
 };

@@ -796,10 +796,12 @@ TrainResult GrpoLoop::run() {
     m["time/update"] = upd_s;
     m["time/step"] = seconds_since(t_step);
     m["epoch"] = static_cast<double>(sampler_->cursor().epoch);
+    bool reached = false;
     if (c.train.eval_every > 0 && step % c.train.eval_every == 0) {
       auto ev = run_eval(step);
       m.insert(ev.begin(), ev.end());
       res.last_eval = ev;
+      reached = eval_reached_accuracy(ev, c.train.stop_at_accuracy, c.train.eval_samples);
     }
     if (comm.is_main()) {
       sink_->write(step, m);
@@ -816,12 +818,19 @@ TrainResult GrpoLoop::run() {
     res.last_metrics = m;
     res.steps_done = step;
     bool stopping = any_rank_stopping(comm);
-    if (stopping || step == c.train.steps || (c.train.save_every > 0 && step % c.train.save_every == 0))
+    if (stopping || reached || step == c.train.steps ||
+        (c.train.save_every > 0 && step % c.train.save_every == 0))
       checkpoint(step);
     if (stopping)
       throw Error(fmt::format("stopped by signal {} after step {}; checkpoint {} (resume with --resume latest)",
                               stop_signal_number(), step, last_ckpt_),
                   ExitCode::interrupted);
+    if (reached) {
+      log::info("stopping at step {} of {}: held-out mean@{} reached train.stop_at_accuracy {}; checkpoint {}", step,
+                c.train.steps, c.train.eval_samples, c.train.stop_at_accuracy, last_ckpt_);
+      res.reached_accuracy = true;
+      break;
+    }
   }
   if (c.train.steps == start_step_ && c.train.steps > 0) log::info("nothing to do: already at step {}", start_step_);
   res.last_checkpoint = last_ckpt_;
@@ -829,6 +838,12 @@ TrainResult GrpoLoop::run() {
 }
 
 }  // namespace
+
+bool eval_reached_accuracy(const std::map<std::string, double>& eval, double stop_at_accuracy, int32_t samples) {
+  if (stop_at_accuracy <= 0) return false;
+  auto it = eval.find("eval/mean@" + std::to_string(samples));
+  return it != eval.end() && it->second >= stop_at_accuracy;
+}
 
 TrainResult run_grpo(const Config& cfg, const std::string& resume) {
   GrpoLoop loop(cfg, resume);

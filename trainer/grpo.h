@@ -14,7 +14,11 @@ struct TrainResult {
   std::string last_checkpoint;
   std::map<std::string, double> last_metrics;
   std::map<std::string, double> last_eval;
+  bool reached_accuracy = false;  // stopped before train.steps because an eval reached train.stop_at_accuracy
 };
+
+// train.stop_at_accuracy against one periodic eval's metrics (eval/mean@<samples>): true when training should stop.
+bool eval_reached_accuracy(const std::map<std::string, double>& eval, double stop_at_accuracy, int32_t samples);
 
 // resume: "" = fresh; "latest" or a checkpoint directory. Throws Error on failure and on a stop signal
 // (after writing a checkpoint; exit code 130).

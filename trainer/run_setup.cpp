@@ -96,7 +96,7 @@ const std::vector<std::string>& resume_free_keys() {
   static const std::vector<std::string> k = {
       "run.name",         "run.output_dir",     "run.device",        "run.threads",      "run.overwrite",
       "run.allow_resume_changes", "train.steps", "train.save_every", "train.keep_last",  "train.eval_every",
-      "train.eval_samples", "train.micro_batch_size", "data.eval",   "data.task_eval_size",
+      "train.eval_samples", "train.stop_at_accuracy", "train.micro_batch_size", "data.eval",   "data.task_eval_size",
       "rollout.max_batch_seqs", "rollout.max_cached_tokens", "logging.", "distributed."};
   return k;
 }

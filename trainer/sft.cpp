@@ -124,10 +124,12 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     m["tokens"] = tokens;
     m["time/step"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     m["epoch"] = static_cast<double>(sampler.cursor().epoch);
+    bool reached = false;
     if (c.train.eval_every > 0 && step % c.train.eval_every == 0) {
       auto ev = do_eval(step);
       m.insert(ev.begin(), ev.end());
       res.last_eval = ev;
+      reached = eval_reached_accuracy(ev, c.train.stop_at_accuracy, 1);
     }
     if (comm.is_main()) {
       sink.write(step, m);
@@ -138,7 +140,8 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     res.last_metrics = m;
     res.steps_done = step;
     bool stopping = any_rank_stopping(comm);
-    if (stopping || step == c.train.steps || (c.train.save_every > 0 && step % c.train.save_every == 0)) {
+    if (stopping || reached || step == c.train.steps ||
+        (c.train.save_every > 0 && step % c.train.save_every == 0)) {
       TrainerState st;
       st.step = step;
       st.data_cursor = data::cursor_to_json(sampler.cursor());
@@ -147,6 +150,12 @@ TrainResult run_sft(const Config& cfg_in, const std::string& resume) {
     if (stopping)
       throw Error(fmt::format("stopped by signal {} after step {}; checkpoint {}", stop_signal_number(), step, last_ckpt),
                   ExitCode::interrupted);
+    if (reached) {
+      log::info("sft: stopping at step {} of {}: held-out greedy accuracy reached train.stop_at_accuracy {}; "
+                "checkpoint {}", step, c.train.steps, c.train.stop_at_accuracy, last_ckpt);
+      res.reached_accuracy = true;
+      break;
+    }
   }
   res.last_checkpoint = last_ckpt;
   return res;

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "data/dataset.h"
+#include "data/tasks.h"
 #include "model/causal_lm.h"
 #include "trainer/config.h"
 #include "trainer/evaluate.h"
@@ -244,4 +246,63 @@ TEST_CASE("sft: checkpoints are HF directories with trainer state, and the loss 
   // Byte-level LM from random init: per-token NLL starts near ln(259) = 5.56 and falls fast.
   CHECK(m.front()["loss"].get<double>() > 4.5);
   CHECK(m.back()["loss"].get<double>() < 2.5);
+}
+
+TEST_CASE("train.stop_at_accuracy: SFT and GRPO stop, with a checkpoint, at the first eval that reaches it",
+          "[trainer][loop]") {
+  // Four problems that are both the training and the eval set: SFT memorises them, so held-out accuracy climbs
+  // from 0 to 1 within the step cap and crosses 0.5 at some eval in between.
+  auto d = fresh("stop_at");
+  fs::create_directories(d);
+  const auto problems = d / "four.jsonl";
+  std::string text;
+  for (const auto& r : data::generate_task("arithmetic", 1, 4, 3, data::Split::train)) text += data::to_json(r).dump() + "\n";
+  write_file_atomic(problems, text);
+  const std::string train_ov = "data.train=" + problems.string(), eval_ov = "data.eval=" + problems.string();
+  std::vector<std::string> sft_ov = {train_ov, eval_ov, "train.steps=300", "optim.lr=3e-3", "optim.warmup_steps=10",
+                                     "train.prompts_per_step=4", "train.micro_batch_size=4", "train.eval_every=10",
+                                     "rollout.max_new_tokens=32", "run.seed=3"};
+  sft_ov.push_back("train.stop_at_accuracy=0.5");
+  auto r = trainer::run_sft(tiny(d / "sft", sft_ov));
+  REQUIRE(r.reached_accuracy);
+  CHECK(r.steps_done < 300);
+  CHECK(r.steps_done % 10 == 0);
+  CHECK(r.last_eval.at("eval/mean@1") >= 0.5);
+  CHECK(r.last_checkpoint == (d / "sft" / "checkpoints" / ("step_" + std::to_string(r.steps_done))).string());
+  CHECK(fs::exists(fs::path(r.last_checkpoint) / "model.safetensors"));
+  // It stopped at the FIRST eval at or above 0.5: every earlier eval was below.
+  auto m = metrics_of(d / "sft");
+  REQUIRE(static_cast<int64_t>(m.size()) == r.steps_done);
+  int evals = 0;
+  for (const auto& j : m) {
+    if (!j.contains("eval/mean@1")) continue;
+    ++evals;
+    if (j["step"].get<int64_t>() < r.steps_done) CHECK(j["eval/mean@1"].get<double>() < 0.5);
+  }
+  CHECK(evals == r.steps_done / 10);
+  // GRPO from that checkpoint: its accuracy is already >= 0.5, so the run stops at its first periodic eval (step
+  // 2), not at the step-0 eval and not at train.steps.
+  auto g = trainer::run_grpo(tiny(d / "grpo", {train_ov, eval_ov, "model.path=" + r.last_checkpoint, "train.steps=6",
+                                               "train.eval_every=2", "rollout.max_new_tokens=32", "run.seed=3",
+                                               "train.stop_at_accuracy=0.5", "optim.lr=1e-6"}));
+  CHECK(g.reached_accuracy);
+  CHECK(g.steps_done == 2);
+  CHECK(fs::exists(d / "grpo" / "checkpoints" / "step_2" / "model.safetensors"));
+  // Off (0), the same GRPO run goes to train.steps.
+  auto full = trainer::run_grpo(tiny(d / "grpo_full", {train_ov, eval_ov, "model.path=" + r.last_checkpoint, "train.steps=6",
+                                                       "train.eval_every=2", "rollout.max_new_tokens=32", "run.seed=3",
+                                                       "optim.lr=1e-6"}));
+  CHECK_FALSE(full.reached_accuracy);
+  CHECK(full.steps_done == 6);
+}
+
+TEST_CASE("eval_reached_accuracy reads eval/mean@<samples> and is off at 0", "[trainer]") {
+  std::map<std::string, double> ev = {{"eval/mean@1", 0.5}, {"eval/mean@4", 0.25}};
+  CHECK(trainer::eval_reached_accuracy(ev, 0.5, 1));
+  CHECK_FALSE(trainer::eval_reached_accuracy(ev, 0.51, 1));
+  CHECK_FALSE(trainer::eval_reached_accuracy(ev, 0.5, 4));
+  CHECK(trainer::eval_reached_accuracy(ev, 0.25, 4));
+  CHECK_FALSE(trainer::eval_reached_accuracy(ev, 0.0, 1));   // 0 = off
+  CHECK_FALSE(trainer::eval_reached_accuracy({}, 0.5, 1));   // no eval this step
+  CHECK_FALSE(trainer::eval_reached_accuracy(ev, 0.1, 8));   // another k: not this metric
 }
