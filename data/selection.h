@@ -73,7 +73,7 @@ class PromptHistory {
 
 struct SelectionOptions {
   SelectionPolicy policy = SelectionPolicy::all;
-  double explore = 0.5;
+  double explore = 0.25;  // as data.selection_explore
   double band_lo = 0.1, band_hi = 0.9;
   int32_t max_scan = 4;  // candidates examined per call at most, x the batch size
 };

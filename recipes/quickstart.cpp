@@ -53,7 +53,11 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
 
   log::info("quickstart 1/5: held-out accuracy of the fresh model ({})", sft.model.path);
   double before = held_out_accuracy(sft, out / "sft");
-  log::info("quickstart 2/5: SFT ({} steps)", sft.train.steps);
+  if (sft.train.stop_at_accuracy > 0 && sft.train.eval_every > 0)
+    log::info("quickstart 2/5: SFT (at most {} steps; stops at held-out accuracy {})", sft.train.steps,
+              sft.train.stop_at_accuracy);
+  else
+    log::info("quickstart 2/5: SFT ({} steps)", sft.train.steps);
   auto s = trainer::run_sft(sft);
   log::info("quickstart 3/5: held-out accuracy after SFT");
   Config after_sft = sft;
@@ -82,6 +86,7 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
   j["task"] = sft.data.train;
   j["difficulty"] = sft.data.task_difficulty;
   j["sft_steps"] = s.steps_done;  // fewer than train.steps when train.stop_at_accuracy stopped it
+  j["sft_reached_accuracy"] = s.reached_accuracy;  // false: SFT ran all train.steps without reaching stop_at_accuracy
   j["grpo_steps"] = grpo.train.steps;
   if (g.last_metrics.count("tokens_generated_cumulative"))
     j["grpo_tokens_generated"] = g.last_metrics.at("tokens_generated_cumulative");

@@ -1,6 +1,6 @@
-// The names of the config's closed algorithm choices, one table each: validation (config.cpp), the parsers that turn
-// them into enums (advantages.h, policy_loss.h; each enum lists its values in table order) and their error messages
-// all read these. No LibTorch.
+// The names of the config's closed choices, one table each: validation (config.cpp), the parsers that turn them
+// into enums (advantages.h, policy_loss.h, optimizer.h; each enum lists its values in table order), the code that
+// branches on them and their error messages all read these. No LibTorch.
 #pragma once
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -26,6 +26,23 @@ inline const std::vector<std::string>& loss_agg() {
 }
 inline const std::vector<std::string>& kl_estimator() {  // verl's kl | mse | low_var_kl are mapped to these on load
   static const std::vector<std::string> n{"k1", "k2", "k3"};
+  return n;
+}
+
+inline const std::vector<std::string>& device() {  // run.device
+  static const std::vector<std::string> n{"auto", "cpu", "cuda"};
+  return n;
+}
+inline const std::vector<std::string>& dtype() {  // model.dtype
+  static const std::vector<std::string> n{"auto", "fp32", "bf16"};
+  return n;
+}
+inline const std::vector<std::string>& lr_schedule() {  // optim.schedule, in LrSchedule's order
+  static const std::vector<std::string> n{"constant", "linear", "cosine"};
+  return n;
+}
+inline const std::vector<std::string>& dist_backend() {  // distributed.backend
+  static const std::vector<std::string> n{"auto", "nccl", "gloo", "mpi"};
   return n;
 }
 

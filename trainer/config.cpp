@@ -196,7 +196,7 @@ void check_ranges(const Config& cc) {
 
 void validate(const Config& c) {
   check_ranges(c);
-  one_of("run.device", c.run.device, {"auto", "cpu", "cuda"});
+  one_of("run.device", c.run.device, choices::device());
   {  // run.name becomes a path component of runs/<name>: "" or ".." would write into runs/ or above it
     const auto& n = c.run.name;
     bool ok = !n.empty() && n.front() != '/';
@@ -211,7 +211,7 @@ void validate(const Config& c) {
                       "run.name must be a relative name without empty, '.' or '..' parts (it names runs/<name>), "
                       "got '{}'", n);
   }
-  one_of("model.dtype", c.model.dtype, {"auto", "fp32", "bf16"});
+  one_of("model.dtype", c.model.dtype, choices::dtype());
   if (c.model.chat_template.find("{prompt}") == std::string::npos)  // else a raw chat template string
     one_of("model.chat_template", c.model.chat_template, {"none", "chatml", "qwen2.5", "qwen3", "qwen3-nothink", "llama3"});
   one_of("data.template", c.data.templ, {"r1_zero", "qwen_math", "chat", "raw"});
@@ -226,7 +226,7 @@ void validate(const Config& c) {
   one_of("algorithm.scale_rewards", c.algorithm.scale_rewards, choices::scale_rewards());
   one_of("algorithm.loss_agg", c.algorithm.loss_agg, choices::loss_agg());
   one_of("algorithm.kl_estimator", c.algorithm.kl_estimator, choices::kl_estimator());  // kl | mse | low_var_kl mapped on load
-  one_of("optim.schedule", c.optim.schedule, {"constant", "linear", "cosine"});
+  one_of("optim.schedule", c.optim.schedule, choices::lr_schedule());
   // Completions per step are counted in 32-bit integers throughout the loop (and each one is a KV-cache slot).
   RLVR_CONFIG_CHECK(int64_t{c.train.prompts_per_step} * c.rollout.group_size <= (int64_t{1} << 24),
                     "train.prompts_per_step x rollout.group_size = {} x {} completions per step; at most {}",
@@ -234,7 +234,7 @@ void validate(const Config& c) {
   RLVR_CONFIG_CHECK(c.train.prompts_per_step % c.train.mini_batches == 0,
                     "train.prompts_per_step ({}) must be divisible by train.mini_batches ({})",
                     c.train.prompts_per_step, c.train.mini_batches);
-  one_of("distributed.backend", c.distributed.backend, {"auto", "nccl", "gloo", "mpi"});
+  one_of("distributed.backend", c.distributed.backend, choices::dist_backend());
   one_of("logging.level", c.logging.level, {"debug", "info", "warn", "error"});
   RLVR_CONFIG_CHECK(std::isfinite(c.logging.progress_every_s) && c.logging.progress_every_s >= 0,
                     "logging.progress_every_s must be a number of seconds >= 0, got {}", c.logging.progress_every_s);

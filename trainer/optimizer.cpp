@@ -2,6 +2,7 @@
 // optimizer.h). The schedule is a pure function of the step so that a resumed run needs only the step count.
 #include "trainer/optimizer.h"
 
+#include "trainer/choices.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/zero.h"
 
@@ -45,20 +46,10 @@ std::string param_signature(const ParamGroups& g) {
 }  // namespace
 
 LrSchedule parse_lr_schedule(const std::string& name) {
-  if (name == "constant") return LrSchedule::constant;
-  if (name == "linear") return LrSchedule::linear;
-  if (name == "cosine") return LrSchedule::cosine;
-  throw ConfigError(fmt::format("unknown optim.schedule '{}'; known: [constant, linear, cosine]", name));
+  return static_cast<LrSchedule>(choices::index_of("optim.schedule", choices::lr_schedule(), name));
 }
 
-const char* to_string(LrSchedule s) {
-  switch (s) {
-    case LrSchedule::constant: return "constant";
-    case LrSchedule::linear: return "linear";
-    case LrSchedule::cosine: return "cosine";
-  }
-  return "?";
-}
+const char* to_string(LrSchedule s) { return choices::lr_schedule().at(static_cast<size_t>(s)).c_str(); }
 
 bool is_no_decay(const std::string& name, const torch::Tensor& p) {
   const std::string n = lower(name);

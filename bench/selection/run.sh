@@ -3,7 +3,7 @@
 # held-out accuracy, and the final accuracy, for five arms x seeds, all from the same SFT checkpoint:
 #   all    every prompt, every group trained on (no dynamic sampling)
 #   ds     DAPO dynamic sampling alone (groups all correct / all wrong dropped after generation, refilled)
-#   ds_szv dynamic sampling + data.selection=skip_zero_variance
+#   ds_szv dynamic sampling + data.selection=skip_zero_variance with selection_explore 0.5
 #   ds_prb dynamic sampling + data.selection=pass_rate_band
 #   ds_szv25 dynamic sampling + skip_zero_variance with selection_explore 0.25 (skips more)
 # The training set mixes 512 of the quickstart's arithmetic problems (difficulty 1) with 512 of difficulty 2, which
@@ -26,8 +26,8 @@ fi
 declare -A arms=(
   [all]=""
   [ds]="algorithm.dynamic_sampling=true"
-  [ds_szv]="algorithm.dynamic_sampling=true data.selection=skip_zero_variance"
-  [ds_prb]="algorithm.dynamic_sampling=true data.selection=pass_rate_band"
+  [ds_szv]="algorithm.dynamic_sampling=true data.selection=skip_zero_variance data.selection_explore=0.5"
+  [ds_prb]="algorithm.dynamic_sampling=true data.selection=pass_rate_band data.selection_explore=0.5"
   [ds_szv25]="algorithm.dynamic_sampling=true data.selection=skip_zero_variance data.selection_explore=0.25"
 )
 for seed in $seeds; do

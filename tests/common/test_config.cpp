@@ -62,6 +62,12 @@ TEST_CASE("config: a bad value names key and value", "[config]") {
         "rollout.group_size must be an integer in [2, 4096], got '1' (configs/x.yaml:2)");
   CHECK(error_of("algorithm:\n  loss_agg: token-sum\n") ==
         "algorithm.loss_agg must be one of [token-mean, seq-mean-token-mean, seq-mean-token-sum-norm], got 'token-sum'");
+  // The other closed choices read their name tables too (trainer/choices.h).
+  CHECK(error_of("optim:\n  schedule: step\n") == "optim.schedule must be one of [constant, linear, cosine], got 'step'");
+  CHECK(error_of("model:\n  dtype: fp16\n") == "model.dtype must be one of [auto, fp32, bf16], got 'fp16'");
+  CHECK(error_of("run:\n  device: tpu\n") == "run.device must be one of [auto, cpu, cuda], got 'tpu'");
+  CHECK(error_of("distributed:\n  backend: ucc\n") ==
+        "distributed.backend must be one of [auto, nccl, gloo, mpi], got 'ucc'");
 }
 
 TEST_CASE("config: verl's KL estimator names map to ours, unknown ones are refused", "[config]") {

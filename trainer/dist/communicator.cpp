@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "trainer/choices.h"
 #include "trainer/dist/detail.h"
 
 namespace rlvr::dist {
@@ -544,13 +545,13 @@ c10::intrusive_ptr<c10d::Store> rendezvous_with_deadline(const WorldInfo& w, std
 
 std::string resolve_backend(const DistributedConfig& cfg, c10::Device device) {
   std::string b = cfg.backend;
+  choices::index_of("distributed.backend", choices::dist_backend(), b);
   if (b == "auto") return device.is_cuda() ? "nccl" : "gloo";
   if (b == "mpi") {
     throw ConfigError(
         "distributed.backend mpi: the torch 2.11 wheel's libtorch_cpu is built without MPI "
         "(no c10d::ProcessGroupMPI); use gloo on CPU or nccl on GPU");
   }
-  RLVR_CONFIG_CHECK(b == "nccl" || b == "gloo", "distributed.backend '{}': expected auto | nccl | gloo | mpi", b);
   if (b == "nccl") {
     RLVR_CONFIG_CHECK(device.is_cuda(), "distributed.backend nccl needs a CUDA device, the run uses {}", device.str());
   }
