@@ -3,7 +3,7 @@
 #include "common/log.h"
 #include "data/source.h"
 #include "trainer/config.h"
-#include "trainer/distill.h"
+#include "recipes/distill.h"
 #include "trainer/policy.h"
 #include "trainer/run_setup.h"
 
@@ -41,7 +41,7 @@ void add_distill(CLI::App& app, Action& run) {
       auto so = trainer::source_options(c, /*eval_split=*/false);
       auto ds = data::load_source(o->data, so);
       if (o->limit > 0 && static_cast<int64_t>(ds.size()) > o->limit) ds.resize(o->limit);
-      trainer::DistillOptions d;
+      recipes::DistillOptions d;
       d.gen.samples = o->samples;
       d.gen.sampling.temperature = o->temperature;
       d.gen.sampling.top_p = o->top_p;
@@ -50,7 +50,7 @@ void add_distill(CLI::App& app, Action& run) {
       d.gen.max_batch_seqs = c.rollout.max_batch_seqs;
       d.gen.seed = c.run.seed;
       d.max_per_problem = o->keep;
-      auto r = trainer::distill(teacher, ds, c.data, d, o->out);
+      auto r = recipes::distill(teacher, ds, c.data, d, o->out);
       log::info("distill: {} problems x {} samples: {} correct, {} kept ({} problems with at least one) -> {}",
                 r.problems, o->samples, r.correct, r.kept, r.problems_with_one, o->out);
       return 0;

@@ -12,7 +12,7 @@
 #include "data/dataset.h"
 #include "rewards/verifier.h"
 #include "trainer/config.h"
-#include "trainer/distill.h"
+#include "recipes/distill.h"
 #include "trainer/run_setup.h"
 #include "trainer/sft.h"
 
@@ -52,14 +52,14 @@ TEST_CASE("distill: a tiny teacher yields only verified completions as an SFT da
     bad.reference = "-987654";
     problems.push_back(bad);
   }
-  trainer::DistillOptions o;
+  recipes::DistillOptions o;
   o.gen.samples = 6;
   o.gen.sampling.temperature = 1.0;
   o.gen.sampling.max_new_tokens = 32;
   o.gen.seed = 11;
   o.max_per_problem = 2;
   const auto out = dir / "distilled.jsonl";
-  auto rep = trainer::distill(teacher, problems, cfg.data, o, out.string());
+  auto rep = recipes::distill(teacher, problems, cfg.data, o, out.string());
 
   CHECK(rep.problems == 6);
   CHECK(rep.generated == 36);

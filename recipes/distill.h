@@ -7,10 +7,10 @@
 #include "data/dataset.h"
 #include "trainer/evaluate.h"
 
-namespace rlvr::trainer {
+namespace rlvr::recipes {
 
 struct DistillOptions {
-  EvalOptions gen;                 // samples = k, sampling settings, seed
+  trainer::EvalOptions gen;        // samples = k, sampling settings, seed
   int32_t max_per_problem = 1;     // verified completions kept per problem (distinct texts); 0 = all
 };
 
@@ -19,7 +19,7 @@ struct DistillReport {
 };
 
 // Writes the kept pairs to `out_path` (JSONL, atomically) and returns the counts.
-DistillReport distill(const Policy& teacher, const data::Dataset& problems, const DataConfig& data_cfg,
+DistillReport distill(const trainer::Policy& teacher, const data::Dataset& problems, const DataConfig& data_cfg,
                       const DistillOptions& opts, const std::string& out_path);
 
-}  // namespace rlvr::trainer
+}  // namespace rlvr::recipes

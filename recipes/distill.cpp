@@ -1,4 +1,4 @@
-#include "trainer/distill.h"
+#include "recipes/distill.h"
 
 #include <set>
 
@@ -6,7 +6,11 @@
 #include "common/fs.h"
 #include "rollout/engine.h"
 
-namespace rlvr::trainer {
+namespace rlvr::recipes {
+
+using trainer::grade;
+using trainer::Policy;
+using trainer::render_prompt;
 
 DistillReport distill(const Policy& teacher, const data::Dataset& problems, const DataConfig& data_cfg,
                       const DistillOptions& opts, const std::string& out_path) {
@@ -57,4 +61,4 @@ DistillReport distill(const Policy& teacher, const data::Dataset& problems, cons
   return rep;
 }
 
-}  // namespace rlvr::trainer
+}  // namespace rlvr::recipes
