@@ -68,6 +68,8 @@ TEST_CASE("config: a bad value names key and value", "[config]") {
   CHECK(error_of("run:\n  device: tpu\n") == "run.device must be one of [auto, cpu, cuda], got 'tpu'");
   CHECK(error_of("distributed:\n  backend: ucc\n") ==
         "distributed.backend must be one of [auto, nccl, gloo, mpi], got 'ucc'");
+  CHECK(error_of("train:\n  stop_at_accuracy: 0.5\n") ==
+        "train.stop_at_accuracy 0.5 reads the periodic eval: set train.eval_every > 0 too");
 }
 
 TEST_CASE("config: verl's KL estimator names map to ours, unknown ones are refused", "[config]") {

@@ -4,11 +4,11 @@
 # held-out greedy accuracy on the 500 held-out problems by at least MARGIN over its starting checkpoint.
 #
 # Why 10 points: SFT stops at the first held-out eval at or above 50% (train.stop_at_accuracy), so every seed and
-# machine starts GRPO with the same headroom. Over seeds 1, 2, 3 and 1234 with one thread and seeds 1, 2, 3 with two
-# (README, "What the quickstart does"), the gain was 15-22 points; on 500 problems the standard error of a paired
-# gain (the same problems before and after) is about sqrt(discordant share / 500) = 2 points for the ~20% of
-# answers that flip. 10 points is over 2.5 standard errors below the smallest gain measured and 5 above zero, so
-# an update that goes the wrong way, or does nothing, fails.
+# machine starts GRPO with the same headroom. Over seeds 1, 2, 3 and 1234, with one thread and with two (README,
+# "What the quickstart does"), the gain was 14.6-21.8 points; on 500 problems the standard error of a paired gain
+# (the same problems before and after) is about sqrt(discordant share / 500) = 2 points for the ~20% of answers
+# that flip. 10 points is over 2 standard errors below the smallest gain measured and 5 above zero, so an update
+# that goes the wrong way, or does nothing, fails.
 # SFT must also have taught something (accuracy above the untrained model's), or the GRPO gain means little.
 set -euo pipefail
 rlvr=$1 out=$2
