@@ -100,7 +100,7 @@ class Rubric:
     """The weighted reward rubric of `rlvr train` (math_accuracy, format, tag_count, soft_overlong, cosine,
     repetition; docs/rewards.md).
 
-        Rubric.from_yaml("configs/quickstart.yaml")           # the `rewards:` list of an rlvr config
+        Rubric.from_yaml("configs/quickstart_grpo.yaml")      # the `rewards:` list of an rlvr config
         Rubric.from_yaml("- {name: math_accuracy}\\n- {name: format, weight: 0.2}")
         Rubric([{"name": "math_accuracy"}, {"name": "format", "weight": 0.2, "args": {"style": "boxed"}}])
 
