@@ -53,7 +53,7 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
 
   log::info("quickstart 1/5: held-out accuracy of the fresh model ({})", sft.model.path);
   double before = held_out_accuracy(sft, out / "sft");
-  if (sft.train.stop_at_accuracy > 0 && sft.train.eval_every > 0)
+  if (sft.train.stop_at_accuracy > 0)  // validation guarantees train.eval_every > 0 then
     log::info("quickstart 2/5: SFT (at most {} steps; stops at held-out accuracy {})", sft.train.steps,
               sft.train.stop_at_accuracy);
   else
@@ -86,7 +86,7 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
   j["task"] = sft.data.train;
   j["difficulty"] = sft.data.task_difficulty;
   j["sft_steps"] = s.steps_done;  // fewer than train.steps when train.stop_at_accuracy stopped it
-  j["sft_reached_accuracy"] = s.reached_accuracy;  // false: SFT ran all train.steps without reaching stop_at_accuracy
+  j["sft_reached_accuracy"] = s.reached_accuracy;  // false: ran all train.steps (stop_at_accuracy off or not reached)
   j["grpo_steps"] = grpo.train.steps;
   if (g.last_metrics.count("tokens_generated_cumulative"))
     j["grpo_tokens_generated"] = g.last_metrics.at("tokens_generated_cumulative");
