@@ -55,6 +55,10 @@ struct ForwardOptions {
   // [B] int64: compute logits only at these positions of each row; forward then returns [B, 1, V]. Prefill
   // needs the last prompt position only, and the vocabulary projection is the largest GEMM of a small model.
   at::Tensor logit_positions;
+  // [B, 1, T, T] bool, true = the query (dim 2) may attend the key (dim 3): replaces the mask built from
+  // attention_mask, for rows that pack several sequences (a shared prompt and its completions). Every query must
+  // see at least one key. Training forwards only (no cache).
+  at::Tensor block_mask;
 };
 
 class CausalLMImpl;  // torch::nn::Module holding the weights

@@ -327,7 +327,13 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& posi
              c10::str(tok.sizes()));
   auto [cos, sin] = rope(pos);  // [B, T, D] fp32, shared by every layer
   at::Tensor mask;              // undefined: plain causal (S == T)
-  if (cache == nullptr && attention_mask.defined()) {
+  if (opts.block_mask.defined()) {
+    RLVR_CHECK(cache == nullptr, "forward: block_mask is for training forwards (no KV cache)");
+    RLVR_CHECK(opts.block_mask.dim() == 4 && opts.block_mask.size(0) == B && opts.block_mask.size(1) == 1 &&
+                   opts.block_mask.size(2) == T && opts.block_mask.size(3) == T,
+               "forward: block_mask must be [{}, 1, {}, {}], got {}", B, T, T, c10::str(opts.block_mask.sizes()));
+    mask = opts.block_mask.to(dev, at::kBool);
+  } else if (cache == nullptr && attention_mask.defined()) {
     RLVR_CHECK(attention_mask.sizes() == tok.sizes(), "forward: attention_mask {} must match tokens {}",
                c10::str(attention_mask.sizes()), c10::str(tok.sizes()));
     auto am = attention_mask.to(dev);

@@ -1,6 +1,6 @@
 // Packing prompt + response token lists into padded training tensors, and the response log-probs of a
-// forward pass. Rows are right-padded (so attention needs no mask); positions are 0..len-1 (as HF builds them
-// for right padding).
+// forward pass. pack_batch rows are right-padded (so attention needs no mask); positions are 0..len-1 (as HF
+// builds them for right padding). pack_shared_prompts packs a prompt's completions behind one copy of it.
 // Legend: B = sequences, T = longest prompt+response, L = longest response, V = vocab.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -11,11 +11,14 @@
 
 namespace rlvr::trainer {
 
+// B completions in R packed rows (R == B for pack_batch; R = distinct prompts for pack_shared_prompts).
 struct PackedBatch {
-  at::Tensor tokens;      // [B, T] int64 (padding = pad id)
-  at::Tensor positions;   // [B, T] int64
-  at::Tensor attn_mask;   // [B, T] int64, 1 = real token
-  at::Tensor resp_index;  // [B, L] int64: index into the T-1 next-token predictions for response token j
+  at::Tensor tokens;      // [R, T] int64 (padding = pad id)
+  at::Tensor positions;   // [R, T] int64
+  at::Tensor attn_mask;   // [R, T] int64, 1 = real token
+  at::Tensor block_mask;  // [R, 1, T, T] bool (true = may attend) for shared-prompt rows; undefined = causal
+  at::Tensor resp_row;    // [B] int64: the packed row holding completion b
+  at::Tensor resp_index;  // [B, L] int64: position in that row whose next-token prediction is response token j
   at::Tensor resp_mask;   // [B, L] float, 1 = real response token
   at::Tensor resp_tokens; // [B, L] int64
 };
@@ -24,6 +27,18 @@ struct PackedBatch {
 PackedBatch pack_batch(const std::vector<const std::vector<int64_t>*>& prompts,
                        const std::vector<const std::vector<int64_t>*>& responses, int64_t pad_id,
                        const at::Device& device);
+
+// The same completions with each distinct prompt once (Prefix Grouper): one row per distinct prompt holds the
+// prompt (positions 0..P-1) followed by each of its responses (each at positions P..P+len-1), and block_mask lets
+// a response see the prompt and its own earlier tokens only. Log-probs are those of pack_batch (each response sees
+// exactly what it sees alone) while the prompt is run once per row instead of once per completion.
+PackedBatch pack_shared_prompts(const std::vector<const std::vector<int64_t>*>& prompts,
+                                const std::vector<const std::vector<int64_t>*>& responses, int64_t pad_id,
+                                const at::Device& device);
+
+// Tokens in the packed rows of a shared-prompt micro-batch (each distinct prompt once), for micro-batch planning.
+int64_t shared_prompt_tokens(const std::vector<const std::vector<int64_t>*>& prompts,
+                             const std::vector<const std::vector<int64_t>*>& responses);
 
 struct ResponseLogprobs {
   at::Tensor logp;     // [B, L] fp32 log-prob of each response token at `temperature` (differentiable)

@@ -238,6 +238,9 @@ void validate(const Config& c) {
   one_of("logging.level", c.logging.level, {"debug", "info", "warn", "error"});
   RLVR_CONFIG_CHECK(std::isfinite(c.logging.progress_every_s) && c.logging.progress_every_s >= 0,
                     "logging.progress_every_s must be a number of seconds >= 0, got {}", c.logging.progress_every_s);
+  RLVR_CONFIG_CHECK(!c.train.share_prompt || c.train.max_tokens_per_micro_batch == 0,
+                    "train.share_prompt plans micro-batches by train.micro_batch_size in group order: set "
+                    "train.max_tokens_per_micro_batch to 0 (it is {})", c.train.max_tokens_per_micro_batch);
   RLVR_CONFIG_CHECK(c.train.stop_at_accuracy == 0 || c.train.eval_every > 0,
                     "train.stop_at_accuracy {} reads the periodic eval: set train.eval_every > 0 too",
                     c.train.stop_at_accuracy);

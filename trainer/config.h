@@ -196,6 +196,7 @@ struct TrainConfig {
   int32_t mini_batches = 1;              // optimizer steps per batch per ppo epoch
   int32_t micro_batch_size = 16;         // COMPLETIONS per forward/backward (does not change the update)
   int64_t max_tokens_per_micro_batch = 0;  // padded tokens per GRPO forward/backward, rows sorted by length; 0 = off
+  bool share_prompt = false;             // GRPO: each micro-batch runs a prompt once, its completions behind it
   int32_t save_every = 0;                // checkpoint every N steps; 0 = only at the end
   int32_t keep_last = 2;                 // checkpoints kept (older ones deleted)
   int32_t eval_every = 0;                // held-out eval every N steps; 0 = off
@@ -215,6 +216,10 @@ struct TrainConfig {
             "completions sorted by length, packed while rows x longest (prompt + response) fits; a longer one goes "
             "alone; does not change the update; 0 = off",
             at_least(0, int64_t{1} << 40));
+    v.field("share_prompt", share_prompt,
+            "GRPO: in each update and reference forward, a prompt's completions are packed behind ONE copy of it "
+            "(a block mask lets each see the prompt and itself only): the same log-probs and update, fewer tokens "
+            "(Prefix Grouper); micro-batches by train.micro_batch_size in group order");
     v.field("save_every", save_every, "checkpoint every N steps; 0 = at the end only", at_least(0));
     v.field("keep_last", keep_last, "number of checkpoints kept", at_least(1));
     v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off", at_least(0));

@@ -14,9 +14,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/progress.h"
-#include "common/tensorboard.h"
 #include "data/sampler.h"
 #include "data/selection.h"
+#include "data/source.h"
 #include "rewards/rubric.h"
 #include "rewards/verifier.h"
 #include "rollout/engine.h"
@@ -24,12 +24,12 @@
 #include "trainer/batch.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
+#include "trainer/loop.h"
 #include "trainer/micro_batches.h"
 #include "trainer/dist/overlap.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
 #include "trainer/run_setup.h"
-#include "trainer/stop_signal.h"
 
 namespace rlvr::trainer {
 namespace {
@@ -37,21 +37,35 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// One completion kept for the update, with everything the later phases need.
+// One completion as generation and scoring produce it (before the step's batch is built).
 struct Sample {
   int64_t prompt = 0;                 // index into the dataset
-  std::vector<int64_t> ids;
-  std::vector<float> logprobs;        // the rollout's (the "old" policy for the ratio)
-  bool truncated = false;
-  double reward = 0;                  // rubric total (NaN = could not grade: excluded from the advantages)
-  std::vector<double> per_function;
-  rewards::Verdict verdict = rewards::Verdict::ungradable;
-  double advantage = 0;
-  double confidence = std::nan("");   // mean token confidence (rollout.confidence_top_k; NaN = off)
+  rollout::Completion completion;
+  rewards::Rubric::Score score;
 };
 
+// The rollout of one step, built once after scoring (make_rollout_batch) and read by every later phase:
+// advantages, reference log-probs, the KL penalty, metrics, rank balancing and the update, whose micro-batches
+// are index slices of it. N completions in groups of G (contiguous); L = the longest response.
+struct RolloutBatch {
+  std::vector<int64_t> prompt;                  // [N] dataset index of each completion's prompt
+  std::vector<std::vector<int64_t>> ids;        // [N] response tokens
+  std::vector<rewards::Verdict> verdicts;       // [N]
+  at::Tensor lengths;       // [N] int64 response tokens
+  at::Tensor resp_mask;     // [N, L] fp32, 1 = response token
+  at::Tensor old_logp;      // [N, L] fp32: the rollout's log-probs (the "old" policy of the ratio), 0 past the end
+  at::Tensor ref_logp;      // [N, L] fp32: the reference model's (kl_coef != 0), else undefined
+  at::Tensor rewards;       // [N] fp64 rubric total (NaN = could not grade: excluded from the advantages)
+  at::Tensor per_function;  // [N, F] fp64 each reward function's value
+  at::Tensor advantages;    // [N] fp32
+  at::Tensor truncated;     // [N] bool: stopped by rollout.max_new_tokens
+  at::Tensor confidence;    // [N] fp64 mean token confidence (rollout.confidence_top_k; NaN = off)
+  int64_t size() const { return static_cast<int64_t>(prompt.size()); }
+};
+
+// The step's bookkeeping besides the batch.
 struct StepData {
-  std::vector<Sample> samples;        // groups of G, contiguous
+  RolloutBatch batch;
   int gen_rounds = 0;
   int64_t groups_generated = 0, groups_dropped = 0;
   int64_t generated_tokens = 0;
@@ -60,6 +74,76 @@ struct StepData {
   int64_t candidates = 0, skipped = 0, forced = 0, groups_with_signal = 0;
   double gen_s = 0, score_s = 0;
 };
+
+// The batch of the kept samples (gold_gradable: per dataset index, false = the reference answer does not parse,
+// so the reward is NaN), with F reward functions.
+RolloutBatch make_rollout_batch(std::vector<Sample>& kept, const std::vector<bool>& gold_gradable, size_t F) {
+  RolloutBatch b;
+  const int64_t N = static_cast<int64_t>(kept.size()), nf = static_cast<int64_t>(F);
+  int64_t L = 1;
+  for (const auto& s : kept) L = std::max<int64_t>(L, s.completion.ids.size());
+  b.lengths = at::zeros({N}, at::kLong);
+  b.resp_mask = at::zeros({N, L}, at::kFloat);
+  b.old_logp = at::zeros({N, L}, at::kFloat);
+  b.rewards = at::zeros({N}, at::kDouble);
+  b.per_function = at::zeros({N, nf}, at::kDouble);
+  b.advantages = at::zeros({N}, at::kFloat);
+  b.truncated = at::zeros({N}, at::kBool);
+  b.confidence = at::full({N}, NAN, at::kDouble);
+  auto len = b.lengths.accessor<int64_t, 1>();
+  auto mask = b.resp_mask.accessor<float, 2>();
+  auto old = b.old_logp.accessor<float, 2>();
+  auto rew = b.rewards.accessor<double, 1>();
+  auto pf = b.per_function.accessor<double, 2>();
+  auto tr = b.truncated.accessor<bool, 1>();
+  auto conf = b.confidence.accessor<double, 1>();
+  for (int64_t i = 0; i < N; ++i) {
+    auto& s = kept[i];
+    auto& cp = s.completion;
+    const int64_t n = static_cast<int64_t>(cp.ids.size());
+    b.prompt.push_back(s.prompt);
+    b.verdicts.push_back(s.score.verdict);
+    len[i] = n;
+    for (int64_t t = 0; t < n; ++t) mask[i][t] = 1.0f;
+    for (int64_t t = 0; t < static_cast<int64_t>(cp.logprobs.size()) && t < L; ++t) old[i][t] = cp.logprobs[t];
+    rew[i] = gold_gradable[s.prompt] ? s.score.total : NAN;
+    for (int64_t f = 0; f < nf && f < static_cast<int64_t>(s.score.per_function.size()); ++f) pf[i][f] = s.score.per_function[f];
+    tr[i] = cp.finish == rollout::FinishReason::length;
+    if (!cp.confidence.empty()) {
+      double sum = 0;
+      for (float x : cp.confidence) sum += x;
+      conf[i] = sum / static_cast<double>(cp.confidence.size());
+    }
+    b.ids.push_back(std::move(cp.ids));
+  }
+  return b;
+}
+
+// Rows `rows` of a batch, in that order (responses padded to the longest of them).
+RolloutBatch select_rows(const RolloutBatch& b, const std::vector<size_t>& rows) {
+  RolloutBatch out;
+  std::vector<int64_t> idx(rows.begin(), rows.end());
+  auto ix = at::tensor(idx, at::kLong);
+  int64_t L = 1;
+  for (auto r : rows) {
+    out.prompt.push_back(b.prompt[r]);
+    out.ids.push_back(b.ids[r]);
+    if (!b.verdicts.empty()) out.verdicts.push_back(b.verdicts[r]);
+    L = std::max<int64_t>(L, b.ids[r].size());
+  }
+  auto take = [&](const at::Tensor& t) { return t.defined() ? t.index_select(0, ix) : t; };
+  auto take_l = [&](const at::Tensor& t) { return t.defined() ? t.index_select(0, ix).narrow(1, 0, L) : t; };
+  out.lengths = take(b.lengths);
+  out.resp_mask = take_l(b.resp_mask);
+  out.old_logp = take_l(b.old_logp);
+  out.ref_logp = take_l(b.ref_logp);
+  out.rewards = take(b.rewards);
+  out.per_function = take(b.per_function);
+  out.advantages = take(b.advantages);
+  out.truncated = take(b.truncated);
+  out.confidence = take(b.confidence);
+  return out;
+}
 
 // The prompt ids for every dataset record (rendered with the templates, tokenized once).
 std::vector<std::vector<int64_t>> tokenize_prompts(const Policy& p, const Config& cfg, const data::Dataset& ds) {
@@ -76,14 +160,16 @@ class GrpoLoop {
 
  private:
   StepData generate_and_score(int64_t step);
-  void compute_step_advantages(StepData& d);
-  std::vector<at::Tensor> reference_logprobs(const StepData& d);
-  std::vector<std::vector<size_t>> balance_update_rows(StepData& d, std::vector<at::Tensor>& ref_lp, MetricMap& m);
-  MetricMap update(StepData& d, const std::vector<at::Tensor>& ref_lp, const std::vector<std::vector<size_t>>& mini_batch_rows);
+  void compute_step_advantages(RolloutBatch& b);
+  void reference_logprobs(RolloutBatch& b);
+  std::vector<std::vector<size_t>> balance_update_rows(RolloutBatch& b, MetricMap& m);
+  MetricMap update(const RolloutBatch& b, const std::vector<std::vector<size_t>>& mini_batch_rows);
   MetricMap step_metrics(const StepData& d);
   MetricMap run_eval(int64_t step);
-  void checkpoint(int64_t step);
-  std::vector<int64_t> row_lengths(const StepData& d) const;
+  std::string checkpoint(int64_t step);
+  MetricMap train_step(int64_t step);
+  std::vector<int64_t> row_lengths(const RolloutBatch& b) const;
+  PackedBatch pack_rows(const RolloutBatch& b, const std::vector<size_t>& rows) const;
   std::vector<std::vector<size_t>> micro_batches(const std::vector<int64_t>& lengths, const std::vector<size_t>& rows) const;
   std::vector<int64_t> select_prompts(int64_t step, StepData& d);
   void record_outcomes(int64_t step, const std::vector<data::GroupOutcome>& mine, StepData& d);
@@ -105,25 +191,16 @@ class GrpoLoop {
   std::unique_ptr<MetricsSink> sink_;
   int64_t start_step_ = 0;
   int nonfinite_streak_ = 0;
-  std::string last_ckpt_;
   PolicyLossConfig loss_cfg_;
 };
 
 GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
     : ctx_(setup_run(cfg, "train", resume)),
       cfg_(ctx_.cfg),
-      policy_(load_policy(cfg_.model, ctx_.run_dir, cfg_.run.seed, ctx_.device)),
+      policy_(load_training_policy(ctx_)),
       rubric_(rewards::Rubric::from_specs(cfg.rewards)) {
   const auto& c = cfg_;
   check_context_budget(c, policy_.model->args().max_position_embeddings);
-  const std::filesystem::path resume_dir = ctx_.resume_dir;  // resolved and checked by setup_run
-  if (!resume_dir.empty()) {
-    policy_.model = model::CausalLM::from_pretrained(resume_dir, ctx_.device,
-                                                     policy_.model->parameters().front().scalar_type());
-    log::info("resuming from {}", resume_dir.string());
-  }
-  broadcast_parameters(*ctx_.comm, *policy_.model);
-  policy_.model->module().train();
   loss_cfg_ = policy_loss_config(c.algorithm);
   if (c.algorithm.kl_coef > 0) {
     ModelConfig rc = c.model;
@@ -135,20 +212,14 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
   }
   train_ = load_train_data(c);
   eval_ = load_eval_data(c);
+  data::drop_long_prompts(
+      train_,
+      [&](const data::Record& r) {
+        return static_cast<int64_t>(policy_.tokenizer.encode(render_prompt(c.data, policy_.chat_template, r.prompt)).size());
+      },
+      c.data.max_prompt_tokens);
+  RLVR_CHECK(!train_.empty(), "every prompt is longer than data.max_prompt_tokens = {}", c.data.max_prompt_tokens);
   prompt_ids_ = tokenize_prompts(policy_, c, train_);
-  int64_t too_long = 0;
-  for (auto& ids : prompt_ids_) too_long += static_cast<int64_t>(ids.size()) > c.data.max_prompt_tokens;
-  if (too_long > 0) {
-    data::Dataset kept;
-    std::vector<std::vector<int64_t>> kept_ids;
-    for (size_t i = 0; i < train_.size(); ++i)
-      if (static_cast<int64_t>(prompt_ids_[i].size()) <= c.data.max_prompt_tokens)
-        kept.push_back(std::move(train_[i])), kept_ids.push_back(std::move(prompt_ids_[i]));
-    log::warn("dropped {} prompts longer than data.max_prompt_tokens = {}", too_long, c.data.max_prompt_tokens);
-    train_ = std::move(kept);
-    prompt_ids_ = std::move(kept_ids);
-    RLVR_CHECK(!train_.empty(), "every prompt is longer than data.max_prompt_tokens = {}", c.data.max_prompt_tokens);
-  }
   // A reference answer the verifier cannot parse makes its completions ungradable (never "wrong").
   gold_gradable_.resize(train_.size());
   for (size_t i = 0; i < train_.size(); ++i)
@@ -167,39 +238,24 @@ GrpoLoop::GrpoLoop(const Config& cfg, const std::string& resume)
   selection_.band_hi = c.data.selection_band_hi;
   selection_.max_scan = c.data.selection_max_scan;
   history_ = data::PromptHistory(c.data.selection_window);
-  if (!resume_dir.empty()) {
-    auto st = load_trainer_state(resume_dir, opt_.get());
-    start_step_ = st.step;
-    sampler_->set_cursor(data::cursor_from_json(st.data_cursor));
+  const auto st = resume_trainer_state(ctx_, opt_.get(), *sampler_);
+  start_step_ = st.step;
+  if (st.extra.is_object()) {
     nonfinite_streak_ = st.extra.value("nonfinite_streak", 0);
     tokens_cumulative_ = st.extra.value("tokens_generated_cumulative", int64_t{0});
-    if (!st.prompt_history.is_null()) {
-      try {
-        history_ = data::PromptHistory::from_json(st.prompt_history);
-      } catch (const Error& e) {
-        throw Error(fmt::format("{}: {}", (resume_dir / "trainer_state" / "prompt_history.json").string(), e.what()));
-      }
-      RLVR_CONFIG_CHECK(history_.window() == c.data.selection_window || c.run.allow_resume_changes,
-                        "--resume: the checkpoint's prompt history remembers {} groups per prompt but "
-                        "data.selection_window is {} (set run.allow_resume_changes=true to accept)",
-                        history_.window(), c.data.selection_window);
-    }
   }
-  if (ctx_.comm->is_main()) {
-    auto mpath = ctx_.run_dir / "metrics.jsonl";
-    if (start_step_ > 0 && std::filesystem::exists(mpath)) {  // drop lines of steps after the checkpoint
-      std::string kept;
-      for_each_line(mpath, [&](std::string_view line, size_t) {
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", int64_t{0}) <= start_step_) kept += std::string(line) + "\n";
-      });
-      write_file_atomic(mpath, kept);
+  if (!st.prompt_history.is_null()) {
+    try {
+      history_ = data::PromptHistory::from_json(st.prompt_history);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", (ctx_.resume_dir / "trainer_state" / "prompt_history.json").string(), e.what()));
     }
-    sink_ = std::make_unique<MetricsSink>(mpath, /*append=*/start_step_ > 0);
-    if (c.logging.tensorboard) sink_->attach_tensorboard(open_run_tensorboard(ctx_.run_dir, start_step_, ctx_.resolved_yaml));
-  } else {
-    sink_ = std::make_unique<MetricsSink>("");
+    RLVR_CONFIG_CHECK(history_.window() == c.data.selection_window || c.run.allow_resume_changes,
+                      "--resume: the checkpoint's prompt history remembers {} groups per prompt but "
+                      "data.selection_window is {} (set run.allow_resume_changes=true to accept)",
+                      history_.window(), c.data.selection_window);
   }
+  sink_ = open_metrics_sink(ctx_, start_step_);
 }
 
 StepData GrpoLoop::generate_and_score(int64_t step) {
@@ -230,6 +286,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   };
   rollout::RolloutEngine engine(policy_.model, ro);
   int64_t kept_groups = 0;
+  std::vector<Sample> kept;  // groups of G
   while (true) {
     auto t0 = gen_start = Clock::now();
     auto idx = select_prompts(step, d);
@@ -274,24 +331,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
       }
       if (c.algorithm.dynamic_sampling && kept_groups >= target_groups) continue;
       ++kept_groups;
-      for (int j = 0; j < G; ++j) {
-        auto& cp = comps[g * G + j];
-        auto& sc = scores[g * G + j];
-        Sample s;
-        s.prompt = idx[g];
-        s.ids = std::move(cp.ids);
-        s.logprobs = std::move(cp.logprobs);
-        s.truncated = cp.finish == rollout::FinishReason::length;
-        s.reward = gold_gradable_[idx[g]] ? sc.total : std::nan("");
-        s.per_function = sc.per_function;
-        s.verdict = sc.verdict;
-        if (!cp.confidence.empty()) {
-          double sum = 0;
-          for (float x : cp.confidence) sum += x;
-          s.confidence = sum / static_cast<double>(cp.confidence.size());
-        }
-        d.samples.push_back(std::move(s));
-      }
+      for (int j = 0; j < G; ++j) kept.push_back({idx[g], std::move(comps[g * G + j]), std::move(scores[g * G + j])});
     }
     record_outcomes(step, outcomes, d);
     if (!c.algorithm.dynamic_sampling) break;
@@ -302,6 +342,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   if (c.algorithm.dynamic_sampling && kept_groups < target_groups)
     log::warn("step {}: dynamic sampling kept {} of {} groups after {} generation rounds (algorithm.max_gen_batches)",
               step, kept_groups, target_groups, d.gen_rounds);
+  d.batch = make_rollout_batch(kept, gold_gradable_, rubric_.names().size());
   return d;
 }
 
@@ -346,231 +387,215 @@ void GrpoLoop::record_outcomes(int64_t step, const std::vector<data::GroupOutcom
   }
 }
 
-void GrpoLoop::compute_step_advantages(StepData& d) {
-  const auto& c = cfg_;
+void GrpoLoop::compute_step_advantages(RolloutBatch& b) {
   auto& comm = *ctx_.comm;
-  const int64_t N = d.samples.size();
-  std::vector<float> r(N);
-  for (int64_t i = 0; i < N; ++i) r[i] = static_cast<float>(d.samples[i].reward);
-  auto rewards = at::tensor(r, at::kFloat);  // [N]
-  AdvantageOptions ao;
-  ao.kind = parse_advantage_kind(c.algorithm.advantage);
-  ao.scale = parse_scale_rewards(c.algorithm.scale_rewards);
-  ao.group_size = c.rollout.group_size;
-  ao.eps = c.algorithm.adv_eps;
-  bool batch_stats = ao.kind == AdvantageKind::reinforce_pp || (ao.kind == AdvantageKind::grpo && ao.scale == ScaleRewards::batch);
-  at::Tensor adv;
+  const int64_t N = b.size();
+  auto rewards = b.rewards.to(at::kFloat);  // [N]
+  const AdvantageOptions ao = advantage_options(cfg_.algorithm, cfg_.rollout.group_size);
+  const bool batch_stats =
+      ao.kind == AdvantageKind::reinforce_pp || (ao.kind == AdvantageKind::grpo && ao.scale == ScaleRewards::batch);
   if (batch_stats && comm.world_size() > 1) {
     // Batch statistics need every rank's rewards: pad to the longest rank with NaN (= excluded), gather.
     int64_t max_n = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(N), dist::ReduceOp::max));
     auto padded = at::full({max_n}, NAN, at::kFloat);
     if (N > 0) padded.narrow(0, 0, N).copy_(rewards);
     auto all = comm.all_gather(padded.to(comm.device())).cpu().reshape({-1});  // [W * max_n]
-    auto res = compute_advantages(all, ao);
-    adv = res.advantages.narrow(0, comm.rank() * max_n, N);
+    b.advantages = compute_advantages(all, ao).advantages.narrow(0, comm.rank() * max_n, N).contiguous();
   } else if (N > 0) {
-    adv = compute_advantages(rewards, ao).advantages;
+    b.advantages = compute_advantages(rewards, ao).advantages;
   }
-  for (int64_t i = 0; i < N; ++i) d.samples[i].advantage = adv[i].item<double>();
 }
 
-// Each sample's prompt + response tokens (the padded size pack_batch gives its row), for micro-batch planning.
-std::vector<int64_t> GrpoLoop::row_lengths(const StepData& d) const {
-  std::vector<int64_t> out(d.samples.size());
-  for (size_t i = 0; i < d.samples.size(); ++i)
-    out[i] = static_cast<int64_t>(prompt_ids_[d.samples[i].prompt].size() + d.samples[i].ids.size());
+// Each completion's prompt + response tokens (the padded size pack_batch gives its row), for micro-batch planning.
+std::vector<int64_t> GrpoLoop::row_lengths(const RolloutBatch& b) const {
+  std::vector<int64_t> out(b.size());
+  for (int64_t i = 0; i < b.size(); ++i) out[i] = static_cast<int64_t>(prompt_ids_[b.prompt[i]].size() + b.ids[i].size());
   return out;
 }
 
-// Micro-batches of `rows` (indices into d.samples). The losses are normalised over the whole mini-batch, so the
+// Micro-batches of `rows` (indices into the step's batch). The losses are normalised over the whole mini-batch, so the
 // grouping changes the update only by summation order.
 std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const std::vector<int64_t>& lengths,
                                                          const std::vector<size_t>& rows) const {
   return plan_micro_batches(lengths, rows, cfg_.train.micro_batch_size, cfg_.train.max_tokens_per_micro_batch);
 }
 
-std::vector<at::Tensor> GrpoLoop::reference_logprobs(const StepData& d) {
-  std::vector<at::Tensor> out(d.samples.size());
-  if (!ref_model_) return out;
+// The model input of rows of the batch: one row per completion, or (train.share_prompt) one per distinct prompt.
+PackedBatch GrpoLoop::pack_rows(const RolloutBatch& b, const std::vector<size_t>& rows) const {
+  std::vector<const std::vector<int64_t>*> pr, rs;
+  for (auto i : rows) pr.push_back(&prompt_ids_[b.prompt[i]]), rs.push_back(&b.ids[i]);
+  return cfg_.train.share_prompt ? pack_shared_prompts(pr, rs, policy_.pad_id, ctx_.device)
+                                 : pack_batch(pr, rs, policy_.pad_id, ctx_.device);
+}
+
+// The reference model's log-probs of every response into b.ref_logp (kl_coef != 0 only).
+void GrpoLoop::reference_logprobs(RolloutBatch& b) {
+  if (!ref_model_) return;
   torch::NoGradGuard ng;
-  std::vector<size_t> all(d.samples.size());
+  b.ref_logp = at::zeros_like(b.old_logp);
+  std::vector<size_t> all(b.size());
   std::iota(all.begin(), all.end(), 0);
-  for (const auto& mb : micro_batches(row_lengths(d), all)) {
-    std::vector<const std::vector<int64_t>*> pr, rs;
-    for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
-    auto pb = pack_batch(pr, rs, policy_.pad_id, ctx_.device);
-    auto lp = response_logprobs(*ref_model_, pb, cfg_.rollout.temperature, false, false).logp;  // [B, L]
-    for (size_t k = 0; k < mb.size(); ++k) out[mb[k]] = lp[k];
+  for (const auto& mb : micro_batches(row_lengths(b), all)) {
+    auto pb = pack_rows(b, mb);
+    auto lp = response_logprobs(*ref_model_, pb, cfg_.rollout.temperature, false, false).logp.cpu();  // [B, l]
+    const int64_t l = lp.size(1);
+    for (size_t k = 0; k < mb.size(); ++k) b.ref_logp[mb[k]].narrow(0, 0, l).copy_(lp[k]);
   }
-  return out;
 }
 
 // The rows each rank trains on, per PPO mini-batch. Mini-batches are ranges of the GLOBAL group order (rank 0's
 // groups first, as one process holds them), so N ranks cut the batch where one process does. With several ranks,
 // every rank's samples are gathered and each mini-batch's rows are dealt to the ranks by tokens (balance_rows):
-// d.samples and ref_lp then hold this rank's share. The update is the one-process update (up to summation order).
-std::vector<std::vector<size_t>> GrpoLoop::balance_update_rows(StepData& d, std::vector<at::Tensor>& ref_lp, MetricMap& m) {
+// the batch then holds this rank's share. The update is the one-process update (up to summation order).
+std::vector<std::vector<size_t>> GrpoLoop::balance_update_rows(RolloutBatch& b, MetricMap& m) {
   auto& comm = *ctx_.comm;
   const int G = cfg_.rollout.group_size, W = comm.world_size(), M = cfg_.train.mini_batches;
   auto bounds_of = [&](int64_t groups) {
-    std::vector<size_t> b;
-    for (int k = 0; k <= M; ++k) b.push_back(static_cast<size_t>(groups * k / M * G));
-    return b;
+    std::vector<size_t> out;
+    for (int k = 0; k <= M; ++k) out.push_back(static_cast<size_t>(groups * k / M * G));
+    return out;
   };
   if (W == 1) {
     std::vector<std::vector<size_t>> out;
-    auto b = bounds_of(static_cast<int64_t>(d.samples.size()) / G);
+    auto bounds = bounds_of(b.size() / G);
     for (int k = 0; k < M; ++k) {
       out.emplace_back();
-      for (size_t i = b[k]; i < b[k + 1]; ++i) out.back().push_back(i);
+      for (size_t i = bounds[k]; i < bounds[k + 1]; ++i) out.back().push_back(i);
     }
     return out;
   }
-  // Serialise what the update reads of a sample: [prompt, n_ids, n_logprobs, n_ref, truncated, advantage, ids...,
-  // logprobs..., ref...] as float64 (exact for token ids, fp32 log-probs and the advantage).
-  std::vector<double> buf{static_cast<double>(d.samples.size())};
-  for (size_t i = 0; i < d.samples.size(); ++i) {
-    const auto& x = d.samples[i];
-    at::Tensor ref = ref_lp[i].defined() ? ref_lp[i].to(at::kCPU, at::kFloat).narrow(0, 0, std::min<int64_t>(ref_lp[i].size(0), x.ids.size())).contiguous() : at::Tensor();
-    const int64_t nr = ref.defined() ? ref.size(0) : 0;
-    buf.insert(buf.end(), {static_cast<double>(x.prompt), static_cast<double>(x.ids.size()),
-                           static_cast<double>(x.logprobs.size()), static_cast<double>(nr), x.truncated ? 1.0 : 0.0,
-                           x.advantage});
-    for (auto t : x.ids) buf.push_back(static_cast<double>(t));
-    for (auto v : x.logprobs) buf.push_back(v);
-    for (int64_t k = 0; k < nr; ++k) buf.push_back(ref.data_ptr<float>()[k]);
+  // Serialise what the update reads of a completion: [prompt, n, truncated, advantage, ids..., old..., ref...] as
+  // float64 (exact for token ids, fp32 log-probs and the advantage); ref only with a reference model.
+  const bool has_ref = b.ref_logp.defined();
+  std::vector<double> buf{static_cast<double>(b.size())};
+  auto old = b.old_logp.accessor<float, 2>();
+  auto tr = b.truncated.accessor<bool, 1>();
+  auto advs = b.advantages.contiguous();
+  auto av = advs.accessor<float, 1>();
+  at::Tensor ref_t = has_ref ? b.ref_logp.to(at::kCPU, at::kFloat).contiguous() : at::zeros({1, 1}, at::kFloat);
+  auto ref = ref_t.accessor<float, 2>();
+  for (int64_t i = 0; i < b.size(); ++i) {
+    const int64_t n = static_cast<int64_t>(b.ids[i].size());
+    buf.insert(buf.end(), {static_cast<double>(b.prompt[i]), static_cast<double>(n), tr[i] ? 1.0 : 0.0,
+                           static_cast<double>(av[i])});
+    for (auto t : b.ids[i]) buf.push_back(static_cast<double>(t));
+    for (int64_t k = 0; k < n; ++k) buf.push_back(old[i][k]);
+    if (has_ref)
+      for (int64_t k = 0; k < n; ++k) buf.push_back(ref[i][k]);
   }
   const int64_t max_len = static_cast<int64_t>(comm.all_reduce_scalar(static_cast<double>(buf.size()), dist::ReduceOp::max));
   auto mine = at::zeros({max_len}, at::kDouble);
   std::copy(buf.begin(), buf.end(), mine.data_ptr<double>());
   auto all = comm.all_gather(mine.to(comm.device())).cpu().contiguous();  // [W, max_len]
-  std::vector<Sample> global;
-  std::vector<at::Tensor> global_ref;
+  // The global batch (rank 0's completions first), with the fields the update reads.
+  std::vector<Sample> rows;
+  std::vector<float> adv;
+  std::vector<std::vector<float>> ref_rows;
   std::vector<int> owner;
   for (int r = 0; r < W; ++r) {
     const double* p = all.data_ptr<double>() + r * max_len;
-    const int64_t n = static_cast<int64_t>(*p++);
-    for (int64_t i = 0; i < n; ++i) {
+    const int64_t count = static_cast<int64_t>(*p++);
+    for (int64_t i = 0; i < count; ++i) {
       Sample x;
       x.prompt = static_cast<int64_t>(p[0]);
-      const auto ni = static_cast<size_t>(p[1]), nl = static_cast<size_t>(p[2]), nr = static_cast<size_t>(p[3]);
-      x.truncated = p[4] != 0;
-      x.advantage = p[5];
-      p += 6;
-      for (size_t k = 0; k < ni; ++k) x.ids.push_back(static_cast<int64_t>(p[k]));
-      p += ni;
-      for (size_t k = 0; k < nl; ++k) x.logprobs.push_back(static_cast<float>(p[k]));
-      p += nl;
-      at::Tensor ref;
-      if (nr > 0) {
-        ref = at::empty({static_cast<int64_t>(nr)}, at::kFloat);
-        for (size_t k = 0; k < nr; ++k) ref.data_ptr<float>()[k] = static_cast<float>(p[k]);
+      const auto n = static_cast<size_t>(p[1]);
+      x.completion.finish = p[2] != 0 ? rollout::FinishReason::length : rollout::FinishReason::stop;
+      adv.push_back(static_cast<float>(p[3]));
+      p += 4;
+      for (size_t k = 0; k < n; ++k) x.completion.ids.push_back(static_cast<int64_t>(p[k]));
+      p += n;
+      for (size_t k = 0; k < n; ++k) x.completion.logprobs.push_back(static_cast<float>(p[k]));
+      p += n;
+      ref_rows.emplace_back();
+      if (has_ref) {
+        for (size_t k = 0; k < n; ++k) ref_rows.back().push_back(static_cast<float>(p[k]));
+        p += n;
       }
-      p += nr;
-      global.push_back(std::move(x));
-      global_ref.push_back(ref);
+      rows.push_back(std::move(x));
       owner.push_back(r);
     }
   }
-  std::vector<int64_t> lengths(global.size());
-  for (size_t i = 0; i < global.size(); ++i)
-    lengths[i] = static_cast<int64_t>(prompt_ids_[global[i].prompt].size() + global[i].ids.size());
-  const auto bounds = bounds_of(static_cast<int64_t>(global.size()) / G);
+  std::vector<bool> gradable(train_.size(), true);  // rewards are not read past this point
+  RolloutBatch global = make_rollout_batch(rows, gradable, 0);
+  global.advantages = at::tensor(adv, at::kFloat);
+  if (has_ref) {
+    global.ref_logp = at::zeros_like(global.old_logp);
+    for (size_t i = 0; i < ref_rows.size(); ++i)
+      if (!ref_rows[i].empty())
+        global.ref_logp[i].narrow(0, 0, static_cast<int64_t>(ref_rows[i].size())).copy_(at::tensor(ref_rows[i], at::kFloat));
+  }
+  const auto lengths = row_lengths(global);
+  const auto bounds = bounds_of(global.size() / G);
   m["update/rank_imbalance_before"] = rank_imbalance(lengths, bounds, owner, W);
   const auto new_owner = balance_ranks(lengths, bounds, W);
   m["update/rank_imbalance"] = rank_imbalance(lengths, bounds, new_owner, W);
   std::vector<std::vector<size_t>> out;
-  d.samples.clear();
-  ref_lp.clear();
-  for (const auto& rows : rows_of_rank(new_owner, bounds, comm.rank())) {
+  std::vector<size_t> taken;
+  for (const auto& mb_rows : rows_of_rank(new_owner, bounds, comm.rank())) {
     out.emplace_back();
-    for (auto i : rows) {
-      out.back().push_back(d.samples.size());
-      d.samples.push_back(std::move(global[i]));
-      ref_lp.push_back(global_ref[i].defined() ? global_ref[i].to(ctx_.device) : global_ref[i]);
-    }
+    for (auto i : mb_rows) out.back().push_back(taken.size()), taken.push_back(i);
   }
+  b = select_rows(global, taken);
   return out;
 }
 
-MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp,
-                           const std::vector<std::vector<size_t>>& mini_batch_rows) {
+MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vector<size_t>>& mini_batch_rows) {
   const auto& c = cfg_;
   auto& comm = *ctx_.comm;
-  const auto& params = opt_->grad_tensors();  // the .grad() to all-reduce: fp32 (the masters with bf16 weights)
   PolicyLossMetrics acc;
   MetricMap out;
   double grad_norm_sum = 0, lr = 0;
-  const auto lengths = row_lengths(d);
-  PaddingCount padding;  // of the update's micro-batches (first epoch)
+  const auto lengths = row_lengths(batch);
+  PaddingCount padding;  // of the update's packed micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
   const bool want_entropy = c.algorithm.entropy_coef != 0;
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
-    for (size_t m = 0; m < mini_batch_rows.size(); ++m) {
-      const auto& rows = mini_batch_rows[m];
-      auto mbs = micro_batches(lengths, rows);
-      if (epoch == 0) {
-        auto pc = count_padding(lengths, mbs);
-        padding.padded += pc.padded, padding.real += pc.real;
-      }
-      std::vector<PackedBatch> packed;
+    for (const auto& rows : mini_batch_rows) {
+      struct Micro {
+        PackedBatch pb;
+        RolloutBatch rb;   // the micro-batch's rows of the step's batch
+        at::Tensor mask;   // [B, l] loss mask (truncated rows zeroed with algorithm.mask_truncated)
+      };
+      std::vector<Micro> mbs;
       GlobalNorm norm;
-      std::vector<at::Tensor> masks;
-      for (const auto& mb : mbs) {
-        std::vector<const std::vector<int64_t>*> pr, rs;
-        for (auto i : mb) pr.push_back(&prompt_ids_[d.samples[i].prompt]), rs.push_back(&d.samples[i].ids);
-        packed.push_back(pack_batch(pr, rs, policy_.pad_id, ctx_.device));
-        auto mask = packed.back().resp_mask.clone();
-        if (c.algorithm.mask_truncated)
-          for (size_t k = 0; k < mb.size(); ++k)
-            if (d.samples[mb[k]].truncated) mask[k].zero_();
-        masks.push_back(mask);
-        norm += local_norm_counts(mask);
+      for (const auto& mb : micro_batches(lengths, rows)) {
+        Micro x{pack_rows(batch, mb), select_rows(batch, mb), {}};
+        if (epoch == 0) {
+          padding.padded += static_cast<double>(x.pb.tokens.numel());
+          padding.real += x.pb.attn_mask.sum().item<double>();
+        }
+        x.mask = x.rb.resp_mask;
+        if (c.algorithm.mask_truncated) x.mask = x.mask * x.rb.truncated.logical_not().unsqueeze(1).to(at::kFloat);
+        x.mask = x.mask.to(ctx_.device);
+        norm += local_norm_counts(x.mask);
+        mbs.push_back(std::move(x));
       }
       // The normaliser of this optimizer step over all micro-batches AND all ranks.
       auto tot = comm.all_reduce_scalars({norm.total_tokens, norm.total_seqs}, dist::ReduceOp::sum);
       norm.total_tokens = tot[0];
       norm.total_seqs = tot[1];
-      norm.norm_len = c.algorithm.loss_norm_len > 0 ? c.algorithm.loss_norm_len : c.rollout.max_new_tokens;
+      norm.norm_len = resolve_norm_len(c.algorithm, c.rollout);
       opt_->zero_grad();
       if (norm.total_tokens > 0) {
         for (size_t k = 0; k < mbs.size(); ++k) {
-          const auto& mb = mbs[k];
-          const auto& pb = packed[k];
-          const int64_t B = mb.size(), L = pb.resp_mask.size(1);
-          auto old_lp = at::zeros({B, L}, at::kFloat);
-          auto advs = at::zeros({B}, at::kFloat);
-          for (int64_t b = 0; b < B; ++b) {
-            const auto& s = d.samples[mb[b]];
-            if (!s.logprobs.empty())
-              old_lp[b].narrow(0, 0, s.logprobs.size()).copy_(at::tensor(s.logprobs, at::kFloat));
-            advs[b] = static_cast<float>(s.advantage);
-          }
-          auto rl = response_logprobs(*policy_.model, pb, c.rollout.temperature, true, want_entropy,
+          const auto& x = mbs[k];
+          auto rl = response_logprobs(*policy_.model, x.pb, c.rollout.temperature, true, want_entropy,
                                       c.model.gradient_checkpointing);
           PolicyLossInputs in;
           in.logp = rl.logp;
-          in.old_logp = old_lp.to(ctx_.device);
-          in.advantages = advs.to(ctx_.device);
-          in.mask = masks[k];
+          in.old_logp = x.rb.old_logp.to(ctx_.device);
+          in.advantages = x.rb.advantages.to(ctx_.device);
+          in.mask = x.mask;
           in.entropy = rl.entropy;
-          if (loss_cfg_.kl_coef != 0) {
-            auto ref = at::zeros({B, L}, at::kFloat);
-            for (int64_t b = 0; b < B; ++b) {
-              const auto& t = ref_lp[mb[b]];
-              ref[b].narrow(0, 0, std::min<int64_t>(L, t.size(0))).copy_(t.narrow(0, 0, std::min<int64_t>(L, t.size(0))));
-            }
-            in.ref_logp = ref.to(ctx_.device);
-          }
+          if (loss_cfg_.kl_coef != 0) in.ref_logp = x.rb.ref_logp.to(ctx_.device);
           auto lo = policy_loss(in, loss_cfg_, norm);
           if (reducer_ && k + 1 == mbs.size()) reducer_->arm();  // the last backward of this optimizer step
           lo.loss.backward();
           acc.add(lo.metrics);
         }
       }
-      // Losses are globally normalised: the gradient is the SUM over ranks (ZeRO-1 reduce-scatters it in step()).
-      if (reducer_) reducer_->finish();
-      else if (comm.world_size() > 1 && !opt_->reduces_gradients()) comm.all_reduce_gradients(params, dist::ReduceOp::sum);
+      // Losses are globally normalised: the gradient is the SUM over ranks (ZeRO-1 reduce-scatters in step()).
+      reduce_gradients(comm, reducer_.get(), *opt_);
       auto r = opt_->step();
       ++opt_steps;
       if (r.skipped) ++skipped;
@@ -598,6 +623,7 @@ MetricMap GrpoLoop::update(StepData& d, const std::vector<at::Tensor>& ref_lp,
     // Padding of the update's micro-batches over all ranks: padded / real tokens - 1 (0 = no padding).
     auto t = comm.all_reduce_scalars({padding.padded, padding.real}, dist::ReduceOp::sum);
     out["update/padding_ratio"] = t[1] > 0 ? t[0] / t[1] - 1.0 : 0.0;
+    out["update/tokens"] = t[1];  // real tokens of one pass over the batch (fewer with train.share_prompt)
   }
   out["optimizer_steps_skipped"] = skipped;
   if (skipped == opt_steps) {
@@ -646,34 +672,40 @@ MetricMap GrpoLoop::step_metrics(const StepData& d) {
   t.fn_sum.assign(names.size(), 0.0);
   t.fn_sq.assign(names.size(), 0.0);
   double len_min = 1e18, len_max = 0;
-  for (const auto& x : d.samples) {
-    const double r = std::isnan(x.reward) ? 0.0 : x.reward;
+  const auto& b = d.batch;
+  const int64_t N = b.size();
+  auto rew = b.rewards.accessor<double, 1>();
+  auto pf = b.per_function.accessor<double, 2>();
+  auto tr = b.truncated.accessor<bool, 1>();
+  auto conf = b.confidence.accessor<double, 1>();
+  for (int64_t i = 0; i < N; ++i) {
+    const double r = std::isnan(rew[i]) ? 0.0 : rew[i];
+    const double len = static_cast<double>(b.ids[i].size());
     t.reward += r;
     t.reward_sq += r * r;
-    t.graded += std::isnan(x.reward) ? 0 : 1;
-    t.correct += x.verdict == rewards::Verdict::correct;
-    t.ungradable += x.verdict == rewards::Verdict::ungradable;
-    t.length += x.ids.size();
-    t.truncated += x.truncated;
-    for (size_t f = 0; f < names.size() && f < x.per_function.size(); ++f) {
-      t.fn_sum[f] += x.per_function[f];
-      t.fn_sq[f] += x.per_function[f] * x.per_function[f];
+    t.graded += std::isnan(rew[i]) ? 0 : 1;
+    t.correct += b.verdicts[i] == rewards::Verdict::correct;
+    t.ungradable += b.verdicts[i] == rewards::Verdict::ungradable;
+    t.length += len;
+    t.truncated += tr[i];
+    for (size_t f = 0; f < names.size() && static_cast<int64_t>(f) < b.per_function.size(1); ++f) {
+      t.fn_sum[f] += pf[i][f];
+      t.fn_sq[f] += pf[i][f] * pf[i][f];
     }
-    len_min = std::min<double>(len_min, x.ids.size());
-    len_max = std::max<double>(len_max, x.ids.size());
+    len_min = std::min(len_min, len);
+    len_max = std::max(len_max, len);
     // Mean token confidence of correct and of other completions (DeepConf's signal, tracked during training).
-    if (!std::isnan(x.confidence)) {
-      const bool ok = x.verdict == rewards::Verdict::correct;
-      (ok ? t.conf_correct : t.conf_wrong) += x.confidence;
+    if (!std::isnan(conf[i])) {
+      const bool ok = b.verdicts[i] == rewards::Verdict::correct;
+      (ok ? t.conf_correct : t.conf_wrong) += conf[i];
       (ok ? t.n_conf_correct : t.n_conf_wrong) += 1;
     }
   }
-  const int64_t N = d.samples.size();
   t.completions = static_cast<double>(N);
   // Groups with zero reward std (no learning signal), counted here from the kept samples.
   for (int64_t g = 0; g + G <= N; g += G) {
     bool same = true;
-    for (int j = 1; j < G; ++j) same = same && d.samples[g + j].reward == d.samples[g].reward;
+    for (int j = 1; j < G; ++j) same = same && rew[g + j] == rew[g];
     t.zero_std_groups += same;
   }
   t.groups_generated = static_cast<double>(d.groups_generated);
@@ -734,116 +766,71 @@ MetricMap GrpoLoop::run_eval(int64_t step) {
   return out;
 }
 
-void GrpoLoop::checkpoint(int64_t step) {
+std::string GrpoLoop::checkpoint(int64_t step) {
   TrainerState st;
   st.step = step;
   st.data_cursor = data::cursor_to_json(sampler_->cursor());
   st.extra = {{"nonfinite_streak", nonfinite_streak_}, {"tokens_generated_cumulative", tokens_cumulative_}};
   st.prompt_history = history_.to_json();
-  last_ckpt_ = checkpoint_on_rank0(ctx_, policy_, opt_.get(), st);
+  return checkpoint_on_rank0(ctx_, policy_, opt_.get(), st);
+}
+
+// One step: generate + score (+ dynamic sampling rounds), advantages, reference log-probs (kl_coef != 0; with
+// kl_in_reward the KL penalty and advantages again), rollout metrics, then the update on the rows rank balancing
+// gives this rank.
+MetricMap GrpoLoop::train_step(int64_t step) {
+  const auto& c = cfg_;
+  auto t_step = Clock::now();
+  StepData d = generate_and_score(step);
+  auto& batch = d.batch;
+  auto t = Clock::now();
+  compute_step_advantages(batch);
+  const double adv_s = seconds_since(t);
+  t = Clock::now();
+  reference_logprobs(batch);
+  if (c.algorithm.kl_coef > 0 && c.algorithm.kl_in_reward) {
+    // KL as a reward penalty: r <- r - beta * sum_t KL_t (with the sampling policy's log-probs), then
+    // advantages again.
+    auto kl = sequence_kl(batch.old_logp, batch.ref_logp, batch.resp_mask, parse_kl_estimator(c.algorithm.kl_estimator));
+    batch.rewards -= c.algorithm.kl_coef * kl.to(at::kDouble);
+    compute_step_advantages(batch);
+  }
+  const double ref_s = seconds_since(t);
+  MetricMap m = step_metrics(d);  // of the rollout, before the update deals the completions to the ranks by tokens
+  t = Clock::now();
+  auto rows = balance_update_rows(batch, m);
+  for (auto& [k, v] : update(batch, rows)) m[k] = v;
+  m["time/generate"] = d.gen_s;
+  m["time/score"] = d.score_s;
+  m["time/advantages"] = adv_s;
+  m["time/reference"] = ref_s;
+  m["time/update"] = seconds_since(t);
+  m["time/step"] = seconds_since(t_step);
+  return m;
 }
 
 TrainResult GrpoLoop::run() {
   const auto& c = cfg_;
-  auto& comm = *ctx_.comm;
-  TrainResult res;
   log::info("GRPO: {} steps x {} prompts x G={} ({} completions/step over {} rank(s)), advantage {}, loss_agg {}",
             c.train.steps, c.train.prompts_per_step, c.rollout.group_size,
-            c.train.prompts_per_step * c.rollout.group_size, comm.world_size(), c.algorithm.advantage,
+            c.train.prompts_per_step * c.rollout.group_size, ctx_.comm->world_size(), c.algorithm.advantage,
             c.algorithm.loss_agg);
-  if (start_step_ == 0 && c.train.eval_every > 0) {
-    auto ev = run_eval(0);
-    if (comm.is_main() && !ev.empty()) sink_->write(0, ev);
-    res.last_eval = ev;
-  }
-  Progress steps_bar("train", c.train.steps - start_step_, "steps");
-  for (int64_t step = start_step_ + 1; step <= c.train.steps; ++step, steps_bar.advance()) {
-    auto t_step = Clock::now();
-    // generate + score (+ dynamic sampling rounds)
-    StepData d = generate_and_score(step);
-    // advantages
-    auto t = Clock::now();
-    compute_step_advantages(d);
-    double adv_s = seconds_since(t);
-    // reference log-probs (only when the KL coefficient is non-zero)
-    t = Clock::now();
-    auto ref_lp = reference_logprobs(d);
-    if (c.algorithm.kl_coef > 0 && c.algorithm.kl_in_reward) {
-      // KL as a reward penalty: r <- r - beta * sum_t KL_t (with the sampling policy's log-probs), then
-      // advantages again.
-      for (size_t i = 0; i < d.samples.size(); ++i) {
-        auto& s = d.samples[i];
-        if (s.ids.empty()) continue;
-        auto lp = at::tensor(s.logprobs, at::kFloat).unsqueeze(0);
-        auto rl = ref_lp[i].to(at::kCPU).narrow(0, 0, s.ids.size()).unsqueeze(0);
-        auto kl = sequence_kl(lp, rl, at::ones_like(lp), parse_kl_estimator(c.algorithm.kl_estimator));
-        s.reward -= c.algorithm.kl_coef * kl[0].item<double>();
-      }
-      compute_step_advantages(d);
-    }
-    double ref_s = seconds_since(t);
-    // metrics of the rollout (before the update deals the samples to the ranks by tokens)
-    MetricMap m = step_metrics(d);
-    // update
-    t = Clock::now();
-    auto rows = balance_update_rows(d, ref_lp, m);
-    for (auto& [k, v] : update(d, ref_lp, rows)) m[k] = v;
-    double upd_s = seconds_since(t);
-    m["time/generate"] = d.gen_s;
-    m["time/score"] = d.score_s;
-    m["time/advantages"] = adv_s;
-    m["time/reference"] = ref_s;
-    m["time/update"] = upd_s;
-    m["time/step"] = seconds_since(t_step);
-    m["epoch"] = static_cast<double>(sampler_->cursor().epoch);
-    bool reached = false;
-    if (c.train.eval_every > 0 && step % c.train.eval_every == 0) {
-      auto ev = run_eval(step);
-      m.insert(ev.begin(), ev.end());
-      res.last_eval = ev;
-      reached = eval_reached_accuracy(ev, c.train.stop_at_accuracy, c.train.eval_samples);
-    }
-    if (comm.is_main()) {
-      sink_->write(step, m);
-      if (step % c.logging.console_every == 0 || step == c.train.steps)
-        log::info("{}", MetricsSink::console_line(step, m, {{"reward/mean", "reward"}, {"accuracy", "acc"},
-                                                            {"frac_reward_zero_std", "zero_std"},
-                                                            {"groups_with_signal", "signal"},
-                                                            {"selection/skipped", "skipped"},
-                                                            {"completion_length/mean", "len"},
-                                                            {"loss/clip_frac_high", "clip_hi"},
-                                                            {"grad_norm", "gnorm"}, {"tokens_per_s", "tok/s"},
-                                                            {"time/step", "s"}}));
-    }
-    res.last_metrics = m;
-    res.steps_done = step;
-    bool stopping = any_rank_stopping(comm);
-    if (stopping || reached || step == c.train.steps ||
-        (c.train.save_every > 0 && step % c.train.save_every == 0))
-      checkpoint(step);
-    if (stopping)
-      throw Error(fmt::format("stopped by signal {} after step {}; checkpoint {} (resume with --resume latest)",
-                              stop_signal_number(), step, last_ckpt_),
-                  ExitCode::interrupted);
-    if (reached) {
-      log::info("stopping at step {} of {}: held-out mean@{} reached train.stop_at_accuracy {}; checkpoint {}", step,
-                c.train.steps, c.train.eval_samples, c.train.stop_at_accuracy, last_ckpt_);
-      res.reached_accuracy = true;
-      break;
-    }
-  }
-  if (c.train.steps == start_step_ && c.train.steps > 0) log::info("nothing to do: already at step {}", start_step_);
-  res.last_checkpoint = last_ckpt_;
-  return res;
+  LoopPhases ph;
+  ph.name = "train";
+  ph.step = [this](int64_t step) { return train_step(step); };
+  ph.eval = [this](int64_t step) { return run_eval(step); };
+  ph.checkpoint = [this](int64_t step) { return checkpoint(step); };
+  ph.epoch = [this] { return static_cast<double>(sampler_->cursor().epoch); };
+  ph.eval_samples = c.train.eval_samples;
+  ph.eval_at_start = true;
+  ph.console = {{"reward/mean", "reward"}, {"accuracy", "acc"}, {"frac_reward_zero_std", "zero_std"},
+                {"groups_with_signal", "signal"}, {"selection/skipped", "skipped"}, {"completion_length/mean", "len"},
+                {"loss/clip_frac_high", "clip_hi"}, {"grad_norm", "gnorm"}, {"tokens_per_s", "tok/s"},
+                {"time/step", "s"}};
+  return run_training_loop(ctx_, start_step_, *sink_, ph);
 }
 
 }  // namespace
-
-bool eval_reached_accuracy(const std::map<std::string, double>& eval, double stop_at_accuracy, int32_t samples) {
-  if (stop_at_accuracy <= 0) return false;
-  auto it = eval.find("eval/mean@" + std::to_string(samples));
-  return it != eval.end() && it->second >= stop_at_accuracy;
-}
 
 TrainResult run_grpo(const Config& cfg, const std::string& resume) {
   GrpoLoop loop(cfg, resume);

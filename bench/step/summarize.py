@@ -13,22 +13,27 @@ def load(impl):
     return runs
 
 
+IMPLS = ("rlvr", "rlvr_shared", "trl")
 res = {}
-for impl in ("rlvr", "trl"):
+for impl in IMPLS:
     runs = load(impl)
     first = {k: statistics.mean(run[0][k] for run in runs) for k in KEYS}
     per_run = [{k: statistics.mean(s[k] for s in run[1:]) for k in KEYS} for run in runs]
     steady = {k: statistics.mean(p[k] for p in per_run) for k in KEYS}
     spread = {k: (min(p[k] for p in per_run), max(p[k] for p in per_run)) for k in KEYS}
     res[impl] = {"first": first, "steady": steady, "spread": spread, "runs": len(runs), "steps": len(runs[0])}
-print("| | rlvr | TRL GRPOTrainer | TRL / rlvr |")
-print("|---|---:|---:|---:|")
+print("| per step (steady; range over runs) | rlvr | rlvr, `train.share_prompt` | TRL GRPOTrainer | TRL / rlvr | TRL / rlvr shared |")
+print("|---|---:|---:|---:|---:|---:|")
 for k in KEYS:
-    a, b = res["rlvr"]["steady"][k], res["trl"]["steady"][k]
-    ra, rb = res["rlvr"]["spread"][k], res["trl"]["spread"][k]
     unit = "" if k == "tokens" else " s"
-    print(f"| {k} (steady, runs {ra[0]:.3g}-{ra[1]:.3g} / {rb[0]:.3g}-{rb[1]:.3g}) | {a:.3f}{unit} | {b:.3f}{unit} | "
-          f"{b / a if a else float('nan'):.2f}x |")
-a, b = res["rlvr"]["first"]["step_s"], res["trl"]["first"]["step_s"]
-print(f"| first step | {a:.3f} s | {b:.3f} s | {b / a:.2f}x |")
+    cells = []
+    for impl in IMPLS:
+        v, (lo, hi) = res[impl]["steady"][k], res[impl]["spread"][k]
+        cells.append(f"{v:.3f}{unit} ({lo:.3g}-{hi:.3g})")
+    t = res["trl"]["steady"][k]
+    ratios = [f"{t / res[i]['steady'][k]:.2f}x" if res[i]["steady"][k] else "-" for i in ("rlvr", "rlvr_shared")]
+    print(f"| {k} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+f = {i: res[i]["first"]["step_s"] for i in IMPLS}
+print(f"| first step | {f['rlvr']:.3f} s | {f['rlvr_shared']:.3f} s | {f['trl']:.3f} s | {f['trl'] / f['rlvr']:.2f}x | "
+      f"{f['trl'] / f['rlvr_shared']:.2f}x |")
 json.dump(res, open(f"{out}/summary.json", "w"), indent=1)

@@ -163,6 +163,41 @@ TEST_CASE("grpo: the update does not depend on the micro-batch size", "[trainer]
   }
 }
 
+TEST_CASE("grpo: shared-prompt packing (train.share_prompt) gives the same update with fewer tokens", "[trainer][loop]") {
+  // 4 prompts x G 4: a prompt's completions behind one copy of it. With KL (the reference forward packs the same
+  // way), 2 PPO epochs and 2 mini-batches, and micro-batches of 16 (whole groups) or 3 (groups cut in two).
+  for (const char* agg : {"token-mean", "seq-mean-token-sum-norm"}) {
+    const std::vector<std::string> common{"train.steps=1", "optim.eps=1e-6", std::string("algorithm.loss_agg=") + agg,
+                                          "algorithm.kl_coef=0.05", "algorithm.ppo_epochs=2", "train.mini_batches=2"};
+    auto base = fresh(std::string("share_off_") + agg);
+    trainer::run_grpo(tiny(base, common));
+    CHECK(moved_from_init(base / "checkpoints" / "step_1", tiny(base)) > 1e-4);
+    for (const char* mb : {"16", "3"}) {
+      auto d = fresh(std::string("share_on_") + mb + "_" + agg);
+      auto ov = common;
+      ov.push_back("train.share_prompt=true");
+      ov.push_back(std::string("train.micro_batch_size=") + mb);
+      trainer::run_grpo(tiny(d, ov));
+      INFO(agg << ", micro_batch_size " << mb);
+      // 4 Adam steps (2 epochs x 2 mini-batches), not the 1 of the micro-batch test above: the 1e-6 of one step
+      // (fp32 rounding: the masked attention kernel sums over other key blocks) compounds over the steps (measured
+      // 1.4e-6 at most), so 5e-6. A wrong mask changes log-probs by > 1e-4 (test_response_logprobs.cpp).
+      CHECK(max_param_diff(base / "checkpoints" / "step_1", d / "checkpoints" / "step_1") < 5e-6);
+      auto m = metrics_of(d), b = metrics_of(base);
+      REQUIRE(m.size() == 1);
+      CHECK(m[0]["loss/kl_mean"].get<double>() == Approx(b[0]["loss/kl_mean"].get<double>()).margin(1e-6));
+      CHECK(m[0]["loss/kl_mean"].get<double>() != 0.0);  // after the first mini-batch the policy has moved
+      // Each prompt runs once per micro-batch instead of once per completion: the 16 prompt copies (10-13 tokens
+      // each) of a pass become 4 (2 mini-batches of 2 groups, micro-batches of 16) or 8 (micro-batches of 3).
+      CHECK(m[0]["update/tokens"].get<double>() <= b[0]["update/tokens"].get<double>() - 8 * 10);
+    }
+  }
+  // A token budget plans by sorted lengths, which would cut groups apart: refused, naming both keys.
+  auto d = fresh("share_budget");
+  CHECK_THROWS_WITH(tiny(d, {"train.share_prompt=true", "train.max_tokens_per_micro_batch=64"}),
+                    Catch::Contains("train.share_prompt") && Catch::Contains("train.max_tokens_per_micro_batch"));
+}
+
 TEST_CASE("grpo: every aggregation and advantage variant runs and logs the metrics peers name", "[trainer][loop]") {
   for (const char* agg : {"seq-mean-token-mean", "seq-mean-token-sum-norm"}) {
     auto d = fresh(std::string("agg_") + agg);

@@ -129,3 +129,55 @@ TEST_CASE("response_logprobs: entropy without grad_entropy is detached and tempe
   auto hot = trainer::response_logprobs(*lm, b.pb, 0.7, false, false);
   CHECK((hot.logp - none.logp).abs().max().item<double>() > 1e-3);  // the temperature does reach the head
 }
+
+// Shared-prompt packing (train.share_prompt): each distinct prompt once per row, its completions behind it under a
+// block mask. Every response sees exactly the tokens it sees alone, at the same positions, so log-probs, entropy
+// and gradients equal one-row-per-completion packing up to fp32 summation order (the same bounds as above).
+TEST_CASE("pack_shared_prompts gives the log-probs and gradients of one row per completion", "[trainer][logprobs]") {
+  for (const char* type : {"qwen2", "llama", "qwen3"}) {
+    for (double temp : {1.0, 0.7}) {
+      SECTION(std::string(type) + " temperature " + std::to_string(temp)) {
+        auto lm = model::CausalLM::from_args(small_args(type), 9, torch::kCPU);
+        torch::manual_seed(5);
+        auto draw = [&](int64_t n) {
+          auto t = torch::randint(0, lm->args().vocab_size, {n}, torch::kLong);
+          return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+        };
+        const auto pa = draw(4), pb = draw(2);
+        const auto pa_copy = pa;  // the same prompt held twice: merged by content
+        std::vector<const std::vector<int64_t>*> pr{&pa, &pb, &pa_copy, &pa, &pb, &pb};
+        std::vector<std::vector<int64_t>> resp{draw(5), draw(3), draw(1), draw(0), draw(6), draw(2)};
+        std::vector<const std::vector<int64_t>*> rs;
+        for (auto& r : resp) rs.push_back(&r);
+        auto plain = trainer::pack_batch(pr, rs, 0, torch::kCPU);
+        auto shared = trainer::pack_shared_prompts(pr, rs, 0, torch::kCPU);
+        CHECK(shared.tokens.size(0) == 2);                                   // two distinct prompts
+        CHECK(shared.tokens.size(1) == 2 + 3 + 6 + 2);                       // prompt b and its three responses
+        CHECK(shared.attn_mask.sum().item<int64_t>() == 4 + 2 + 5 + 3 + 1 + 0 + 6 + 2);
+        CHECK(trainer::shared_prompt_tokens(pr, rs) == shared.attn_mask.sum().item<int64_t>());
+        CHECK(plain.attn_mask.sum().item<int64_t>() == 4 * 3 + 2 * 3 + 17);  // every prompt once per completion
+        for (bool ckpt : {false, true}) {
+          auto want = run(*lm, plain, temp, false, ckpt);
+          auto got = run(*lm, shared, temp, false, ckpt);
+          INFO("gradient_checkpointing " << ckpt);
+          CHECK(want.logp.abs().sum().item<double>() > 1);
+          CHECK((got.logp - want.logp).abs().max().item<double>() < 2e-5);
+          CHECK((got.entropy - want.entropy).abs().max().item<double>() < 2e-5);
+          for (size_t i = 0; i < got.grads.size(); ++i) {
+            const double scale = want.grads[i].abs().max().item<double>();
+            CHECK(scale > 1e-6);
+            CHECK((got.grads[i] - want.grads[i]).abs().max().item<double>() <= 1e-4 * scale);
+          }
+        }
+        // The block mask is what keeps siblings apart: plain causal attention over the same rows lets the
+        // second response of a prompt see the first, and its log-probs change.
+        auto leaky = shared;
+        leaky.block_mask = torch::Tensor();
+        auto lk = trainer::response_logprobs(*lm, leaky, temp, false, false).logp;
+        auto ok = trainer::response_logprobs(*lm, shared, temp, false, false).logp;
+        CHECK((lk[4] - ok[4]).abs().max().item<double>() > 1e-4);
+        CHECK((lk[0] - ok[0]).abs().max().item<double>() < 1e-6);  // the first response sees only the prompt anyway
+      }
+    }
+  }
+}
