@@ -21,11 +21,13 @@ using torch::autograd::variable_list;
 
 int64_t rows_per_chunk(int64_t requested, int64_t V) {
   if (requested > 0) return requested;
-  return std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(V * 4, 1));  // ~64 MB of fp32 logits
+  // ~256 MB of fp32 logits (440 rows at a 151,936 vocabulary): every chunk streams the whole [V, H] weight
+  // through each of its GEMMs, so fewer, taller chunks read it fewer times (measured in docs/model.md).
+  return std::max<int64_t>(1, (int64_t{256} << 20) / std::max<int64_t>(V * 4, 1));
 }
 
 // s = hidden_chunk @ weight^T / temperature, written into `out` ([n, V] fp32, reused across chunks: a fresh
-// 64 MB tensor per chunk would be a fresh zero-filled mapping each time). The GEMM in the weight dtype.
+// 256 MB tensor per chunk would be a fresh zero-filled mapping each time). The GEMM in the weight dtype.
 void chunk_logits(at::Tensor& out, const at::Tensor& h, const at::Tensor& weight, double temperature) {
   if (weight.scalar_type() == at::kFloat && h.scalar_type() == at::kFloat) at::mm_out(out, h, weight.t());
   else out.copy_(at::matmul(h.to(weight.scalar_type()), weight.t()));  // upcast to fp32 on copy

@@ -15,7 +15,7 @@ struct LmHeadLogprobOptions {
   bool entropy = false;       // also return the entropy of softmax(logits / temperature); costs one more
                               // reduction over each chunk in the forward, and (only when the loss uses it)
                               // one more [rows, V] elementwise pass in the backward
-  int64_t chunk_rows = 0;     // rows of logits materialised at once; 0 = enough for ~64 MB of fp32 logits
+  int64_t chunk_rows = 0;     // rows of logits materialised at once; 0 = enough for ~256 MB of fp32 logits
 };
 
 struct LmHeadLogprobs {

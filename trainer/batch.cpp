@@ -7,57 +7,56 @@
 
 namespace rlvr::trainer {
 
-PackedBatch pack_batch(const std::vector<const std::vector<int64_t>*>& prompts,
-                       const std::vector<const std::vector<int64_t>*>& responses, int64_t pad_id,
-                       const at::Device& device) {
-  RLVR_CHECK(prompts.size() == responses.size() && !prompts.empty(), "pack_batch: {} prompts vs {} responses",
-             prompts.size(), responses.size());
-  const int64_t B = static_cast<int64_t>(prompts.size());
-  int64_t T = 1, L = 1;
-  for (int64_t i = 0; i < B; ++i) {
-    RLVR_CHECK(!prompts[i]->empty(), "pack_batch: row {} has an empty prompt", i);
-    T = std::max<int64_t>(T, prompts[i]->size() + responses[i]->size());
-    L = std::max<int64_t>(L, responses[i]->size());
-  }
-  auto tokens = at::full({B, T}, pad_id, at::kLong);
-  auto positions = at::zeros({B, T}, at::kLong);
-  auto attn = at::zeros({B, T}, at::kLong);
-  auto rindex = at::zeros({B, L}, at::kLong);
-  auto rmask = at::zeros({B, L}, at::kFloat);
-  auto rtok = at::zeros({B, L}, at::kLong);
-  auto tk = tokens.accessor<int64_t, 2>();
-  auto ps = positions.accessor<int64_t, 2>();
-  auto am = attn.accessor<int64_t, 2>();
-  auto ri = rindex.accessor<int64_t, 2>();
-  auto rm = rmask.accessor<float, 2>();
-  auto rt = rtok.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < B; ++i) {
-    const auto& p = *prompts[i];
-    const auto& r = *responses[i];
-    const int64_t P = p.size(), R = r.size();
-    for (int64_t t = 0; t < P + R; ++t) {
-      tk[i][t] = t < P ? p[t] : r[t - P];
-      ps[i][t] = t;
-      am[i][t] = 1;
-    }
-    for (int64_t j = 0; j < R; ++j) {
-      ri[i][j] = P - 1 + j;  // the prediction at position P-1+j is of token P+j (response token j)
-      rm[i][j] = 1.0f;
-      rt[i][j] = r[j];
-    }
-  }
-  PackedBatch out;
-  out.tokens = tokens.to(device);
-  out.positions = positions.to(device);
-  out.attn_mask = attn.to(device);
-  out.resp_row = at::arange(B, at::kLong).to(device);
-  out.resp_index = rindex.to(device);
-  out.resp_mask = rmask.to(device);
-  out.resp_tokens = rtok.to(device);
-  return out;
-}
-
 namespace {
+
+// The host tensors of a PackedBatch, written while packing (one writer for every packing) and moved to the
+// device once.
+struct HostPack {
+  at::Tensor tokens, positions, attn, rrow, rindex, rmask, rtok;
+  at::TensorAccessor<int64_t, 2> tk, ps, am, ri, rt;
+  at::TensorAccessor<float, 2> rm;
+  at::TensorAccessor<int64_t, 1> rr;
+  int64_t real = 0;  // tokens written (the ones of attn)
+
+  // R packed rows of T tokens holding B completions of at most L response tokens; resp_row defaults to b.
+  HostPack(int64_t R, int64_t T, int64_t B, int64_t L, int64_t pad_id)
+      : tokens(at::full({R, T}, pad_id, at::kLong)),
+        positions(at::zeros({R, T}, at::kLong)),
+        attn(at::zeros({R, T}, at::kLong)),
+        rrow(at::arange(B, at::kLong)),
+        rindex(at::zeros({B, L}, at::kLong)),
+        rmask(at::zeros({B, L}, at::kFloat)),
+        rtok(at::zeros({B, L}, at::kLong)),
+        tk(tokens.accessor<int64_t, 2>()),
+        ps(positions.accessor<int64_t, 2>()),
+        am(attn.accessor<int64_t, 2>()),
+        ri(rindex.accessor<int64_t, 2>()),
+        rt(rtok.accessor<int64_t, 2>()),
+        rm(rmask.accessor<float, 2>()),
+        rr(rrow.accessor<int64_t, 1>()) {}
+
+  // Token `id` at column t of row r, at position `pos`.
+  void token(int64_t r, int64_t t, int64_t id, int64_t pos) {
+    tk[r][t] = id, ps[r][t] = pos, am[r][t] = 1;
+    ++real;
+  }
+  // Response token j of completion b is `id`, predicted at column `col` of its row.
+  void response(int64_t b, int64_t j, int64_t id, int64_t col) { ri[b][j] = col, rm[b][j] = 1.0f, rt[b][j] = id; }
+
+  PackedBatch to(const at::Device& device, const at::Tensor& block_mask = {}) const {
+    PackedBatch out;
+    out.tokens = tokens.to(device);
+    out.positions = positions.to(device);
+    out.attn_mask = attn.to(device);
+    if (block_mask.defined()) out.block_mask = block_mask.to(device);
+    out.resp_row = rrow.to(device);
+    out.resp_index = rindex.to(device);
+    out.resp_mask = rmask.to(device);
+    out.resp_tokens = rtok.to(device);
+    out.real_tokens = real;
+    return out;
+  }
+};
 
 // Rows of distinct prompts (by content, in order of first appearance) and, per row, its completions.
 std::vector<std::vector<int64_t>> rows_by_prompt(const std::vector<const std::vector<int64_t>*>& prompts) {
@@ -73,6 +72,30 @@ std::vector<std::vector<int64_t>> rows_by_prompt(const std::vector<const std::ve
 }
 
 }  // namespace
+
+PackedBatch pack_batch(const std::vector<const std::vector<int64_t>*>& prompts,
+                       const std::vector<const std::vector<int64_t>*>& responses, int64_t pad_id,
+                       const at::Device& device) {
+  RLVR_CHECK(prompts.size() == responses.size() && !prompts.empty(), "pack_batch: {} prompts vs {} responses",
+             prompts.size(), responses.size());
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t T = 1, L = 1;
+  for (int64_t i = 0; i < B; ++i) {
+    RLVR_CHECK(!prompts[i]->empty(), "pack_batch: row {} has an empty prompt", i);
+    T = std::max<int64_t>(T, prompts[i]->size() + responses[i]->size());
+    L = std::max<int64_t>(L, responses[i]->size());
+  }
+  HostPack h(B, T, B, L, pad_id);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& p = *prompts[i];
+    const auto& r = *responses[i];
+    const int64_t P = p.size(), R = r.size();
+    for (int64_t t = 0; t < P + R; ++t) h.token(i, t, t < P ? p[t] : r[t - P], t);
+    // The prediction at position P-1+j is of token P+j (response token j).
+    for (int64_t j = 0; j < R; ++j) h.response(i, j, r[j], P - 1 + j);
+  }
+  return h.to(device);
+}
 
 int64_t shared_prompt_tokens(const std::vector<const std::vector<int64_t>*>& prompts,
                              const std::vector<const std::vector<int64_t>*>& responses) {
@@ -99,38 +122,23 @@ PackedBatch pack_shared_prompts(const std::vector<const std::vector<int64_t>*>& 
     for (auto b : row) len += static_cast<int64_t>(responses[b]->size()), L = std::max<int64_t>(L, responses[b]->size());
     T = std::max(T, len);
   }
-  auto tokens = at::full({R, T}, pad_id, at::kLong);
-  auto positions = at::zeros({R, T}, at::kLong);
-  auto attn = at::zeros({R, T}, at::kLong);
+  HostPack h(R, T, B, L, pad_id);
   auto mask = at::zeros({R, 1, T, T}, at::kBool);
-  auto rrow = at::zeros({B}, at::kLong);
-  auto rindex = at::zeros({B, L}, at::kLong);
-  auto rmask = at::zeros({B, L}, at::kFloat);
-  auto rtok = at::zeros({B, L}, at::kLong);
-  auto tk = tokens.accessor<int64_t, 2>();
-  auto ps = positions.accessor<int64_t, 2>();
-  auto am = attn.accessor<int64_t, 2>();
-  auto rr = rrow.accessor<int64_t, 1>();
-  auto ri = rindex.accessor<int64_t, 2>();
-  auto rm = rmask.accessor<float, 2>();
-  auto rt = rtok.accessor<int64_t, 2>();
   auto tril = [](int64_t n) { return at::ones({n, n}, at::kBool).tril(); };
   for (int64_t r = 0; r < R; ++r) {
     const auto& p = *prompts[rows[r].front()];
     const int64_t P = static_cast<int64_t>(p.size());
     auto mr = mask[r][0];  // [T, T]
-    for (int64_t t = 0; t < P; ++t) tk[r][t] = p[t], ps[r][t] = t, am[r][t] = 1;
+    for (int64_t t = 0; t < P; ++t) h.token(r, t, p[t], t);
     mr.narrow(0, 0, P).narrow(1, 0, P).copy_(tril(P));  // the prompt: causal among itself
     int64_t s = P;  // where the next response starts in the row
     for (auto b : rows[r]) {
       const auto& resp = *responses[b];
       const int64_t n = static_cast<int64_t>(resp.size());
-      rr[b] = r;
+      h.rr[b] = r;
       for (int64_t j = 0; j < n; ++j) {
-        tk[r][s + j] = resp[j], ps[r][s + j] = P + j, am[r][s + j] = 1;
-        ri[b][j] = j == 0 ? P - 1 : s + j - 1;  // token j is predicted at the previous token of ITS sequence
-        rm[b][j] = 1.0f;
-        rt[b][j] = resp[j];
+        h.token(r, s + j, resp[j], P + j);
+        h.response(b, j, resp[j], j == 0 ? P - 1 : s + j - 1);  // predicted at the previous token of ITS sequence
       }
       if (n > 0) {
         mr.narrow(0, s, n).narrow(1, 0, P).fill_(true);            // the response sees the whole prompt
@@ -140,16 +148,7 @@ PackedBatch pack_shared_prompts(const std::vector<const std::vector<int64_t>*>& 
     }
     for (int64_t t = s; t < T; ++t) mr[t][t].fill_(true);  // padding sees itself (no all-false row: SDPA gives NaN)
   }
-  PackedBatch out;
-  out.tokens = tokens.to(device);
-  out.positions = positions.to(device);
-  out.attn_mask = attn.to(device);
-  out.block_mask = mask.to(device);
-  out.resp_row = rrow.to(device);
-  out.resp_index = rindex.to(device);
-  out.resp_mask = rmask.to(device);
-  out.resp_tokens = rtok.to(device);
-  return out;
+  return h.to(device, mask);
 }
 
 ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b, double temperature,

@@ -21,6 +21,7 @@ struct PackedBatch {
   at::Tensor resp_index;  // [B, L] int64: position in that row whose next-token prediction is response token j
   at::Tensor resp_mask;   // [B, L] float, 1 = real response token
   at::Tensor resp_tokens; // [B, L] int64
+  int64_t real_tokens = 0; // ones in attn_mask (counted while packing, so no device sync to read it)
 };
 
 // prompts[i] + responses[i] per row; responses may be empty (the row then has no loss tokens).

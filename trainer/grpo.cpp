@@ -76,8 +76,8 @@ struct StepData {
 };
 
 // The batch of the kept samples (gold_gradable: per dataset index, false = the reference answer does not parse,
-// so the reward is NaN), with F reward functions.
-RolloutBatch make_rollout_batch(std::vector<Sample>& kept, const std::vector<bool>& gold_gradable, size_t F) {
+// so the reward is NaN; null = every reference gradable), with F reward functions.
+RolloutBatch make_rollout_batch(std::vector<Sample>& kept, const std::vector<bool>* gold_gradable, size_t F) {
   RolloutBatch b;
   const int64_t N = static_cast<int64_t>(kept.size()), nf = static_cast<int64_t>(F);
   int64_t L = 1;
@@ -106,7 +106,7 @@ RolloutBatch make_rollout_batch(std::vector<Sample>& kept, const std::vector<boo
     len[i] = n;
     for (int64_t t = 0; t < n; ++t) mask[i][t] = 1.0f;
     for (int64_t t = 0; t < static_cast<int64_t>(cp.logprobs.size()) && t < L; ++t) old[i][t] = cp.logprobs[t];
-    rew[i] = gold_gradable[s.prompt] ? s.score.total : NAN;
+    rew[i] = !gold_gradable || (*gold_gradable)[s.prompt] ? s.score.total : NAN;
     for (int64_t f = 0; f < nf && f < static_cast<int64_t>(s.score.per_function.size()); ++f) pf[i][f] = s.score.per_function[f];
     tr[i] = cp.finish == rollout::FinishReason::length;
     if (!cp.confidence.empty()) {
@@ -342,7 +342,7 @@ StepData GrpoLoop::generate_and_score(int64_t step) {
   if (c.algorithm.dynamic_sampling && kept_groups < target_groups)
     log::warn("step {}: dynamic sampling kept {} of {} groups after {} generation rounds (algorithm.max_gen_batches)",
               step, kept_groups, target_groups, d.gen_rounds);
-  d.batch = make_rollout_batch(kept, gold_gradable_, rubric_.names().size());
+  d.batch = make_rollout_batch(kept, &gold_gradable_, rubric_.names().size());
   return d;
 }
 
@@ -515,8 +515,7 @@ std::vector<std::vector<size_t>> GrpoLoop::balance_update_rows(RolloutBatch& b, 
       owner.push_back(r);
     }
   }
-  std::vector<bool> gradable(train_.size(), true);  // rewards are not read past this point
-  RolloutBatch global = make_rollout_batch(rows, gradable, 0);
+  RolloutBatch global = make_rollout_batch(rows, nullptr, 0);  // rewards are not read past this point
   global.advantages = at::tensor(adv, at::kFloat);
   if (has_ref) {
     global.ref_logp = at::zeros_like(global.old_logp);
@@ -562,7 +561,7 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
         Micro x{pack_rows(batch, mb), select_rows(batch, mb), {}};
         if (epoch == 0) {
           padding.padded += static_cast<double>(x.pb.tokens.numel());
-          padding.real += x.pb.attn_mask.sum().item<double>();
+          padding.real += static_cast<double>(x.pb.real_tokens);
         }
         x.mask = x.rb.resp_mask;
         if (c.algorithm.mask_truncated) x.mask = x.mask * x.rb.truncated.logical_not().unsqueeze(1).to(at::kFloat);

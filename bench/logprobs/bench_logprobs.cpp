@@ -2,6 +2,8 @@
 // trainer's path: forward_hidden, then lm_head_logprobs at response positions), gradient checkpointing on.
 // Reads the token ids that bench/logprobs/trl_logprobs.py scores; prints one JSON line (times, peak RSS, the
 // log-prob sum). One configuration per process; the peak is reset after loading, so it is the step's.
+// With --head-rows N it times model::lm_head_logprobs alone (random fp32 hidden [N, hidden] and weight
+// [vocab, hidden], no model) at --chunk-rows, to compare chunk heights.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <sstream>
 
 #include "model/causal_lm.h"
+#include "model/lm_head_logprobs.h"
 #include "trainer/batch.h"
 
 namespace {
@@ -35,6 +38,31 @@ double peak_rss_mb() {
   return -1;
 }
 
+double seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// The lm_head alone: forward + backward of sum(log-probs) of N random rows through a random [V, H] weight.
+nlohmann::json bench_head(int64_t N, int64_t H, int64_t V, int64_t chunk_rows, double temperature) {
+  at::manual_seed(0);
+  auto h = (at::randn({N, H}) * 0.05).requires_grad_();
+  auto w = (at::randn({V, H}) * 0.02).requires_grad_();
+  auto tgt = at::randint(V, {N});
+  const double base = rss_mb();
+  reset_peak();
+  rlvr::model::LmHeadLogprobOptions o;
+  o.temperature = temperature;
+  o.chunk_rows = chunk_rows;
+  auto t0 = std::chrono::steady_clock::now();
+  auto loss = rlvr::model::lm_head_logprobs(h, w, tgt, o).logp.sum();
+  auto t1 = std::chrono::steady_clock::now();
+  loss.backward();
+  auto t2 = std::chrono::steady_clock::now();
+  return {{"impl", "rlvr lm_head_logprobs"}, {"rows", N}, {"hidden", H}, {"vocab", V}, {"chunk_rows", chunk_rows},
+          {"forward_s", seconds(t0, t1)}, {"backward_s", seconds(t1, t2)}, {"total_s", seconds(t0, t2)},
+          {"rss_loaded_mb", base}, {"peak_rss_mb", peak_rss_mb()}, {"logp_sum", loss.item<double>()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -43,14 +71,27 @@ int main(int argc, char** argv) {
   int prompt = 256, threads = 2;
   double temperature = 1.0;
   bool entropy = false;
-  app.add_option("--model", model)->required();
-  app.add_option("--ids", ids_file, "rows of token ids, one row per line")->required();
+  int64_t head_rows = 0, chunk_rows = 0, hidden = 896, vocab = 151936;
+  app.add_option("--model", model);
+  app.add_option("--ids", ids_file, "rows of token ids, one row per line");
   app.add_option("--prompt", prompt, "prompt tokens per row (the rest is the response)");
   app.add_option("--threads", threads);
   app.add_option("--temperature", temperature);
   app.add_flag("--entropy", entropy, "also compute the entropy (as the GRPO metric does, no gradient)");
+  app.add_option("--head-rows", head_rows, "time lm_head_logprobs alone on this many random rows (no model)");
+  app.add_option("--chunk-rows", chunk_rows, "with --head-rows: rows per chunk (0 = the default budget)");
+  app.add_option("--hidden", hidden, "with --head-rows");
+  app.add_option("--vocab", vocab, "with --head-rows");
   CLI11_PARSE(app, argc, argv);
   at::set_num_threads(threads);
+  if (head_rows > 0) {
+    std::cout << bench_head(head_rows, hidden, vocab, chunk_rows, temperature).dump() << std::endl;
+    return 0;
+  }
+  if (model.empty() || ids_file.empty()) {
+    std::cerr << "bench_logprobs: --model and --ids are required (or --head-rows)\n";
+    return 2;
+  }
   auto lm = rlvr::model::CausalLM::from_pretrained(model, at::kCPU, at::kFloat);
   lm->module().train();
   std::vector<std::vector<int64_t>> prompts, responses;
@@ -75,10 +116,9 @@ int main(int argc, char** argv) {
   auto t1 = std::chrono::steady_clock::now();
   loss.backward();
   auto t2 = std::chrono::steady_clock::now();
-  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   const int64_t B = pb.tokens.size(0), T = pb.tokens.size(1);
   nlohmann::json j{{"impl", "rlvr"}, {"rows", B}, {"prompt", prompt}, {"response", T - prompt}, {"tokens", B * T},
-                   {"forward_s", sec(t0, t1)}, {"backward_s", sec(t1, t2)}, {"total_s", sec(t0, t2)},
+                   {"forward_s", seconds(t0, t1)}, {"backward_s", seconds(t1, t2)}, {"total_s", seconds(t0, t2)},
                    {"rss_loaded_mb", base}, {"peak_rss_mb", peak_rss_mb()}, {"logp_sum", loss.item<double>()}};
   std::cout << j.dump() << std::endl;
   return 0;

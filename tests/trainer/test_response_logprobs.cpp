@@ -156,6 +156,8 @@ TEST_CASE("pack_shared_prompts gives the log-probs and gradients of one row per 
         CHECK(shared.attn_mask.sum().item<int64_t>() == 4 + 2 + 5 + 3 + 1 + 0 + 6 + 2);
         CHECK(trainer::shared_prompt_tokens(pr, rs) == shared.attn_mask.sum().item<int64_t>());
         CHECK(plain.attn_mask.sum().item<int64_t>() == 4 * 3 + 2 * 3 + 17);  // every prompt once per completion
+        CHECK(shared.real_tokens == 23);  // the host-side count the update's padding metric reads
+        CHECK(plain.real_tokens == 4 * 3 + 2 * 3 + 17);
         for (bool ckpt : {false, true}) {
           auto want = run(*lm, plain, temp, false, ckpt);
           auto got = run(*lm, shared, temp, false, ckpt);
