@@ -5,10 +5,12 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/host_memory.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
   using namespace rlvr;
+  tune_host_allocator();
   CLI::App app{"rlvr: reinforcement learning from verifiable rewards (GRPO) for language models"};
   app.require_subcommand(0, 1);
   bool version = false;

@@ -151,31 +151,43 @@ PackedBatch pack_shared_prompts(const std::vector<const std::vector<int64_t>*>& 
   return h.to(device, mask);
 }
 
-ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b, double temperature,
-                                   bool want_entropy, bool grad_entropy, bool gradient_checkpointing) {
+at::Tensor ScoredTokens::scatter(const at::Tensor& rows) const {
+  return at::zeros({B * L}, rows.options()).index_copy(0, index, rows).view({B, L});
+}
+
+ScoredTokens scored_tokens(model::CausalLM& model, const PackedBatch& b, bool gradient_checkpointing) {
   model::ForwardOptions fo;
   fo.gradient_checkpointing = gradient_checkpointing;
   fo.block_mask = b.block_mask;
   auto h = model.forward_hidden(b.tokens, b.positions, b.attn_mask, fo);  // [R, T, H]
   const int64_t R = h.size(0), T = h.size(1), Hd = h.size(2);
-  const int64_t B = b.resp_index.size(0), L = b.resp_index.size(1);
+  ScoredTokens st;
+  st.B = b.resp_index.size(0), st.L = b.resp_index.size(1);
+  const int64_t BL = st.B * st.L;
   // Only real response tokens reach the lm_head: N = their count, rows picked from the flattened batch.
-  auto sel = b.resp_mask.reshape({B * L}).gt(0).nonzero().squeeze(1);  // [N] into [B * L]
-  auto row_base = b.resp_row.mul(T).unsqueeze(1);                         // [B, 1]
-  auto src = (b.resp_index + row_base).reshape({B * L}).index_select(0, sel);  // [N] into [R * T]
-  auto hs = h.reshape({R * T, Hd}).index_select(0, src);                        // [N, H]
-  auto tgt = b.resp_tokens.reshape({B * L}).index_select(0, sel);               // [N]
+  st.index = b.resp_mask.reshape({BL}).gt(0).nonzero().squeeze(1);                // [N] into [B * L]
+  auto row_base = b.resp_row.mul(T).unsqueeze(1);                                 // [B, 1]
+  auto src = (b.resp_index + row_base).reshape({BL}).index_select(0, st.index);   // [N] into [R * T]
+  st.hidden = h.reshape({R * T, Hd}).index_select(0, src);                        // [N, H]
+  st.target = b.resp_tokens.reshape({BL}).index_select(0, st.index);              // [N]
+  return st;
+}
+
+model::LmHeadLogprobOptions response_head_options(double temperature, bool want_entropy) {
   model::LmHeadLogprobOptions o;
   o.temperature = temperature > 0 ? temperature : 1.0;  // greedy rollouts are scored at temperature 1
   o.entropy = want_entropy;
-  auto r = model::lm_head_logprobs(hs, model.lm_head_weight(), tgt, o);  // [N] fp32
-  auto zeros = at::zeros({B * L}, r.logp.options());                      // [B * L] fp32
+  return o;
+}
+
+ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b, double temperature,
+                                   bool want_entropy, bool grad_entropy, bool gradient_checkpointing) {
+  auto st = scored_tokens(model, b, gradient_checkpointing);
+  auto r = model::lm_head_logprobs(st.hidden, model.lm_head_weight(), st.target,
+                                   response_head_options(temperature, want_entropy));
   ResponseLogprobs out;
-  out.logp = zeros.index_copy(0, sel, r.logp).view({B, L});  // [B, L], 0 at padding
-  if (want_entropy) {
-    auto e = grad_entropy ? r.entropy : r.entropy.detach();
-    out.entropy = zeros.index_copy(0, sel, e).view({B, L});  // [B, L]
-  }
+  out.logp = st.scatter(r.logp);  // [B, L], 0 at padding
+  if (want_entropy) out.entropy = st.scatter(grad_entropy ? r.entropy : r.entropy.detach());  // [B, L]
   return out;
 }
 

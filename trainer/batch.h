@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/causal_lm.h"
+#include "model/lm_head_logprobs.h"
 
 namespace rlvr::trainer {
 
@@ -45,6 +46,19 @@ struct ResponseLogprobs {
   at::Tensor logp;     // [B, L] fp32 log-prob of each response token at `temperature` (differentiable)
   at::Tensor entropy;  // [B, L] fp32 per-token entropy (only when requested; detached unless grad_entropy)
 };
+
+// The decoder's final hidden states at the real response tokens of b (N of them, in row-major [B, L] order:
+// the nonzeros of resp_mask) and their targets: what reaches the lm_head.
+struct ScoredTokens {
+  at::Tensor hidden;  // [N, H] (differentiable)
+  at::Tensor target;  // [N] int64
+  at::Tensor index;   // [N] int64 into the flattened [B * L]
+  int64_t B = 0, L = 0;
+  at::Tensor scatter(const at::Tensor& rows) const;  // [N] -> [B, L], 0 at the unscored positions
+};
+ScoredTokens scored_tokens(model::CausalLM& model, const PackedBatch& b, bool gradient_checkpointing);
+// The lm_head options of scoring responses sampled at `temperature` (<= 0, greedy, scores at 1).
+model::LmHeadLogprobOptions response_head_options(double temperature, bool want_entropy);
 
 // One forward over the packed batch up to the final hidden states, then model::lm_head_logprobs at the real
 // response positions only (no [B, T, V] logits; memory for the backward O(tokens x hidden)). Logits are divided

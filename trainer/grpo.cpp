@@ -29,6 +29,7 @@
 #include "trainer/dist/overlap.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
+#include "trainer/response_loss.h"
 #include "trainer/run_setup.h"
 
 namespace rlvr::trainer {
@@ -547,7 +548,6 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
   const auto lengths = row_lengths(batch);
   PaddingCount padding;  // of the update's packed micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
-  const bool want_entropy = c.algorithm.entropy_coef != 0;
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
     for (const auto& rows : mini_batch_rows) {
       struct Micro {
@@ -578,16 +578,14 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
       if (norm.total_tokens > 0) {
         for (size_t k = 0; k < mbs.size(); ++k) {
           const auto& x = mbs[k];
-          auto rl = response_logprobs(*policy_.model, x.pb, c.rollout.temperature, true, want_entropy,
-                                      c.model.gradient_checkpointing);
           PolicyLossInputs in;
-          in.logp = rl.logp;
           in.old_logp = x.rb.old_logp.to(ctx_.device);
           in.advantages = x.rb.advantages.to(ctx_.device);
           in.mask = x.mask;
-          in.entropy = rl.entropy;
           if (loss_cfg_.kl_coef != 0) in.ref_logp = x.rb.ref_logp.to(ctx_.device);
-          auto lo = policy_loss(in, loss_cfg_, norm);
+          // The lm_head's gradient is formed in the forward, chunk by chunk (the entropy always, for its metric).
+          auto lo = response_policy_loss(*policy_.model, x.pb, c.rollout.temperature, in, loss_cfg_, norm,
+                                         /*want_entropy=*/true, c.model.gradient_checkpointing);
           if (reducer_ && k + 1 == mbs.size()) reducer_->arm();  // the last backward of this optimizer step
           lo.loss.backward();
           acc.add(lo.metrics);

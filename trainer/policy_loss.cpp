@@ -30,6 +30,37 @@ void check_same_shape(const torch::Tensor& t, const torch::Tensor& ref, const ch
              fmt::join(t.sizes(), "x"), fmt::join(ref.sizes(), "x"));
 }
 
+// The clipped surrogate per token (see policy_loss in the header), with what the metrics read from it.
+struct Surrogate {
+  torch::Tensor adv;          // [B, 1] or [B, L]
+  torch::Tensor log_ratio;    // [B, L] clamped to [-20, 20]
+  torch::Tensor ratio;        // [B, L]
+  torch::Tensor per_token;    // [B, L] the loss of each token
+  torch::Tensor dual_active;  // [B, L] bool, undefined without the dual clip
+};
+
+Surrogate surrogate(const torch::Tensor& logp, const torch::Tensor& old_logp_in, const torch::Tensor& adv_in,
+                    const PolicyLossConfig& cfg) {
+  const auto dt = logp.scalar_type();
+  Surrogate sg;
+  auto old_logp = old_logp_in.detach().to(dt);             // [B, L]
+  sg.adv = adv_in.detach().to(dt);                         // [B] or [B, L]
+  if (sg.adv.dim() == 1) sg.adv = sg.adv.unsqueeze(1);     // [B, 1] broadcast over tokens
+  const auto& adv = sg.adv;
+  sg.log_ratio = (logp - old_logp).clamp(-20, 20);         // [B, L] verl: exp() stays finite
+  sg.ratio = sg.log_ratio.exp();                           // [B, L]
+  auto l1 = -adv * sg.ratio;                               // [B, L]
+  auto l2 = -adv * sg.ratio.clamp(1 - cfg.clip_low, 1 + cfg.clip_high);  // [B, L]
+  auto clipped = torch::maximum(l1, l2);                   // [B, L] pessimistic bound
+  sg.per_token = clipped;
+  if (cfg.clip_ratio_c > 0) {
+    auto l3 = -adv * cfg.clip_ratio_c;                     // [B, 1] or [B, L]
+    sg.dual_active = (clipped > l3) & (adv < 0);           // [B, L] verl pg_clipfrac_lower
+    sg.per_token = torch::where(adv < 0, torch::minimum(clipped, l3), clipped);
+  }
+  return sg;
+}
+
 }  // namespace
 
 LossAgg parse_loss_agg(const std::string& name) {
@@ -102,6 +133,52 @@ torch::Tensor aggregate(const torch::Tensor& per_token, const torch::Tensor& mas
       return x.sum() / (norm.total_seqs * norm.norm_len);
   }
   throw Error("aggregate: bad LossAgg");
+}
+
+torch::Tensor aggregation_weights(const torch::Tensor& mask, LossAgg agg, const GlobalNorm& norm) {
+  RLVR_CHECK(mask.defined() && mask.dim() == 2, "aggregation_weights: mask must be [B, L], got {} dims",
+             mask.defined() ? mask.dim() : -1);
+  auto valid = (mask != 0).to(torch::kFloat32);  // [B, L]
+  switch (agg) {
+    case LossAgg::token_mean:
+      RLVR_CHECK(norm.total_tokens > 0, "token-mean needs GlobalNorm.total_tokens > 0, got {}", norm.total_tokens);
+      return valid / norm.total_tokens;
+    case LossAgg::seq_mean_token_mean: {
+      RLVR_CHECK(norm.total_seqs > 0, "seq-mean-token-mean needs GlobalNorm.total_seqs > 0, got {}", norm.total_seqs);
+      auto n_i = valid.sum(1, /*keepdim=*/true).clamp_min(1);  // [B, 1]
+      return valid / n_i / norm.total_seqs;
+    }
+    case LossAgg::seq_mean_token_sum_norm:
+      RLVR_CHECK(norm.total_seqs > 0 && norm.norm_len > 0,
+                 "seq-mean-token-sum-norm needs GlobalNorm.total_seqs > 0 and norm_len > 0, got {} and {}",
+                 norm.total_seqs, norm.norm_len);
+      return valid / (norm.total_seqs * norm.norm_len);
+  }
+  throw Error("aggregation_weights: bad LossAgg");
+}
+
+torch::Tensor weighted_token_loss(const PolicyLossInputs& in, const torch::Tensor& weights,
+                                  const PolicyLossConfig& cfg) {
+  RLVR_CHECK(in.logp.defined() && in.logp.dim() == 1, "weighted_token_loss: logp must be [n], got {} dims",
+             in.logp.defined() ? in.logp.dim() : -1);
+  const int64_t n = in.logp.numel();
+  // [1, n], the [B, L] shape of the helpers; every input one value per token.
+  auto row = [n](const torch::Tensor& t, const char* name) {
+    RLVR_CHECK(t.defined() && t.numel() == n, "weighted_token_loss: {} must have {} values like logp, got {}", name,
+               n, t.defined() ? t.numel() : -1);
+    return t.reshape({1, n});
+  };
+  const auto dt = compute_dtype(in.logp);
+  auto logp = row(in.logp, "logp").to(dt);                                // [1, n]
+  auto w = row(weights, "weights").detach().to(dt);                       // [1, n]
+  auto valid = w != 0;
+  // where() as in aggregate(): a zero-weight token's NaN/inf never reaches the sum or the gradient.
+  auto wsum = [&](const torch::Tensor& x) { return (torch::where(valid, x, torch::zeros_like(x)) * w).sum(); };
+  auto loss = wsum(surrogate(logp, row(in.old_logp, "old_logp"), row(in.advantages, "advantages"), cfg).per_token);
+  if (cfg.kl_coef != 0)
+    loss = loss + cfg.kl_coef * wsum(token_kl(logp, row(in.ref_logp, "ref_logp"), valid, cfg.kl_estimator));
+  if (cfg.entropy_coef != 0) loss = loss - cfg.entropy_coef * wsum(row(in.entropy, "entropy").to(dt));
+  return loss;
 }
 
 torch::Tensor token_kl(const torch::Tensor& logp, const torch::Tensor& ref_logp, const torch::Tensor& mask,
@@ -209,22 +286,9 @@ PolicyLossOutput policy_loss(const PolicyLossInputs& in, const PolicyLossConfig&
   const auto dt = compute_dtype(in.logp);
   auto valid = in.mask != 0;                               // [B, L] bool
   auto logp = in.logp.to(dt);                              // [B, L]
-  auto old_logp = in.old_logp.detach().to(dt);             // [B, L]
-  auto adv = in.advantages.detach().to(dt);                // [B] or [B, L]
-  if (adv.dim() == 1) adv = adv.unsqueeze(1);              // [B, 1] broadcast over tokens
-
-  auto log_ratio = (logp - old_logp).clamp(-20, 20);       // [B, L] verl: exp() stays finite
-  auto ratio = log_ratio.exp();                            // [B, L]
-  auto l1 = -adv * ratio;                                  // [B, L]
-  auto l2 = -adv * ratio.clamp(1 - cfg.clip_low, 1 + cfg.clip_high);  // [B, L]
-  auto clipped = torch::maximum(l1, l2);                   // [B, L] pessimistic bound
-  auto per_token = clipped;
-  torch::Tensor dual_active;
-  if (cfg.clip_ratio_c > 0) {
-    auto l3 = -adv * cfg.clip_ratio_c;                     // [B, 1] or [B, L]
-    dual_active = (clipped > l3) & (adv < 0);              // [B, L] verl pg_clipfrac_lower
-    per_token = torch::where(adv < 0, torch::minimum(clipped, l3), clipped);
-  }
+  auto sg = surrogate(logp, in.old_logp, in.advantages, cfg);
+  const auto &ratio = sg.ratio, &log_ratio = sg.log_ratio, &adv = sg.adv, &per_token = sg.per_token;
+  const auto& dual_active = sg.dual_active;
 
   PolicyLossOutput out;
   auto& m = out.metrics;

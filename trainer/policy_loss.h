@@ -133,6 +133,19 @@ torch::Tensor sequence_kl(const torch::Tensor& logp, const torch::Tensor& ref_lo
 torch::Tensor aggregate(const torch::Tensor& per_token, const torch::Tensor& mask, LossAgg agg,
                         const GlobalNorm& norm);
 
+// The weight of each token in `agg` over the global batch, [B, L] fp32: aggregate(x, mask, agg, norm) equals
+// (x * aggregation_weights(mask, agg, norm)).sum() for every x (to rounding), and masked tokens weigh 0.
+torch::Tensor aggregation_weights(const torch::Tensor& mask, LossAgg agg, const GlobalNorm& norm);
+
+// policy_loss's loss (surrogate, KL and entropy terms) for a flat set of n tokens with explicit aggregation
+// weights: sum_t w_t * (surrogate_t + kl_coef * kl_t - entropy_coef * entropy_t). Every input is [n] (advantages
+// one per token; ref_logp needed iff kl_coef != 0, entropy iff entropy_coef != 0). Differentiable in logp and
+// entropy; every term depends on its own token only, which is what lets the fused lm_head pass
+// (model::lm_head_fused_loss) take its gradient chunk by chunk. Over all tokens of a micro-batch, with the weights
+// of aggregation_weights, it equals policy_loss(...).loss.
+torch::Tensor weighted_token_loss(const PolicyLossInputs& in, const torch::Tensor& weights,
+                                  const PolicyLossConfig& cfg);
+
 // Entropy of the distribution softmax(logits) at every position: [B, L, V] -> [B, L] fp32 (logsumexp -
 // sum p * logits, computed in fp32 chunks of rows to bound memory). Differentiable; detach it if the bonus
 // is off and you only log it. Logits should already be divided by the sampling temperature.

@@ -1,9 +1,11 @@
-// bench_logprobs: forward + backward of response log-probs on CPU through trainer::response_logprobs (the
-// trainer's path: forward_hidden, then lm_head_logprobs at response positions), gradient checkpointing on.
+// bench_logprobs: forward + backward of response log-probs on CPU, gradient checkpointing on, by the GRPO update's
+// path: trainer::fused_response_loss (forward_hidden, then the lm_head at response positions with the gradient of
+// the loss, here sum(log-probs), formed chunk by chunk in the forward); with --unfused through
+// trainer::response_logprobs (lm_head_logprobs, whose backward recomputes each chunk's logits) and backward().
 // Reads the token ids that bench/logprobs/trl_logprobs.py scores; prints one JSON line (times, peak RSS, the
 // log-prob sum). One configuration per process; the peak is reset after loading, so it is the step's.
-// With --head-rows N it times model::lm_head_logprobs alone (random fp32 hidden [N, hidden] and weight
-// [vocab, hidden], no model) at --chunk-rows, to compare chunk heights.
+// With --head-rows N it times the lm_head alone (random fp32 hidden [N, hidden] and weight [vocab, hidden], no
+// model) at --chunk-rows, to compare chunk heights (fused, or lm_head_logprobs with --unfused).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <unistd.h>
@@ -15,9 +17,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/host_memory.h"
 #include "model/causal_lm.h"
 #include "model/lm_head_logprobs.h"
 #include "trainer/batch.h"
+#include "trainer/response_loss.h"
 
 namespace {
 
@@ -42,8 +46,11 @@ double seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
   return std::chrono::duration<double>(b - a).count();
 }
 
+// d sum(logp) / d logp = 1 for every token.
+std::pair<at::Tensor, at::Tensor> ones_grad(const at::Tensor& logp) { return {at::ones_like(logp), at::Tensor()}; }
+
 // The lm_head alone: forward + backward of sum(log-probs) of N random rows through a random [V, H] weight.
-nlohmann::json bench_head(int64_t N, int64_t H, int64_t V, int64_t chunk_rows, double temperature) {
+nlohmann::json bench_head(int64_t N, int64_t H, int64_t V, int64_t chunk_rows, double temperature, bool unfused) {
   at::manual_seed(0);
   auto h = (at::randn({N, H}) * 0.05).requires_grad_();
   auto w = (at::randn({V, H}) * 0.02).requires_grad_();
@@ -54,11 +61,21 @@ nlohmann::json bench_head(int64_t N, int64_t H, int64_t V, int64_t chunk_rows, d
   o.temperature = temperature;
   o.chunk_rows = chunk_rows;
   auto t0 = std::chrono::steady_clock::now();
-  auto loss = rlvr::model::lm_head_logprobs(h, w, tgt, o).logp.sum();
+  at::Tensor loss, carrier;
+  if (unfused) {
+    loss = rlvr::model::lm_head_logprobs(h, w, tgt, o).logp.sum();
+  } else {
+    auto r = rlvr::model::lm_head_fused_loss(h, w, tgt, o, [](int64_t, const at::Tensor& lp, const at::Tensor&) {
+      return ones_grad(lp);
+    });
+    carrier = r.carrier;
+    loss = r.logp.sum();
+  }
   auto t1 = std::chrono::steady_clock::now();
-  loss.backward();
+  (unfused ? loss : carrier).backward();
   auto t2 = std::chrono::steady_clock::now();
-  return {{"impl", "rlvr lm_head_logprobs"}, {"rows", N}, {"hidden", H}, {"vocab", V}, {"chunk_rows", chunk_rows},
+  return {{"impl", unfused ? "rlvr lm_head_logprobs" : "rlvr lm_head_fused_loss"},
+          {"rows", N}, {"hidden", H}, {"vocab", V}, {"chunk_rows", chunk_rows},
           {"forward_s", seconds(t0, t1)}, {"backward_s", seconds(t1, t2)}, {"total_s", seconds(t0, t2)},
           {"rss_loaded_mb", base}, {"peak_rss_mb", peak_rss_mb()}, {"logp_sum", loss.item<double>()}};
 }
@@ -66,6 +83,7 @@ nlohmann::json bench_head(int64_t N, int64_t H, int64_t V, int64_t chunk_rows, d
 }  // namespace
 
 int main(int argc, char** argv) {
+  rlvr::tune_host_allocator();  // as the rlvr binary does
   CLI::App app{"response log-probs forward + backward: time and peak memory"};
   std::string model, ids_file;
   int prompt = 256, threads = 2;
@@ -78,6 +96,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--temperature", temperature);
   app.add_flag("--entropy", entropy, "also compute the entropy (as the GRPO metric does, no gradient)");
+  bool unfused = false;
+  app.add_flag("--unfused", unfused, "lm_head_logprobs + backward() (the head's backward recomputes the logits)");
   app.add_option("--head-rows", head_rows, "time lm_head_logprobs alone on this many random rows (no model)");
   app.add_option("--chunk-rows", chunk_rows, "with --head-rows: rows per chunk (0 = the default budget)");
   app.add_option("--hidden", hidden, "with --head-rows");
@@ -85,7 +105,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   at::set_num_threads(threads);
   if (head_rows > 0) {
-    std::cout << bench_head(head_rows, hidden, vocab, chunk_rows, temperature).dump() << std::endl;
+    std::cout << bench_head(head_rows, hidden, vocab, chunk_rows, temperature, unfused).dump() << std::endl;
     return 0;
   }
   if (model.empty() || ids_file.empty()) {
@@ -110,16 +130,28 @@ int main(int argc, char** argv) {
   const double base = rss_mb();
   reset_peak();
   auto t0 = std::chrono::steady_clock::now();
-  auto r = rlvr::trainer::response_logprobs(*lm, pb, temperature, entropy, /*grad_entropy=*/false,
-                                            /*gradient_checkpointing=*/true);
-  auto loss = (r.logp * pb.resp_mask).sum();
+  at::Tensor loss, carrier;
+  if (unfused) {
+    auto r = rlvr::trainer::response_logprobs(*lm, pb, temperature, entropy, /*grad_entropy=*/false,
+                                              /*gradient_checkpointing=*/true);
+    loss = (r.logp * pb.resp_mask).sum();
+  } else {
+    auto r = rlvr::trainer::fused_response_loss(
+        *lm, pb, temperature, entropy, /*gradient_checkpointing=*/true,
+        [](const at::Tensor&, const at::Tensor& lp, const at::Tensor&) { return ones_grad(lp); });
+    carrier = r.carrier;
+    loss = (r.logprobs.logp * pb.resp_mask).sum();
+  }
   auto t1 = std::chrono::steady_clock::now();
-  loss.backward();
+  const double peak_fwd = peak_rss_mb(), rss_fwd = rss_mb();
+  (unfused ? loss : carrier).backward();
   auto t2 = std::chrono::steady_clock::now();
   const int64_t B = pb.tokens.size(0), T = pb.tokens.size(1);
-  nlohmann::json j{{"impl", "rlvr"}, {"rows", B}, {"prompt", prompt}, {"response", T - prompt}, {"tokens", B * T},
+  nlohmann::json j{{"impl", unfused ? "rlvr unfused" : "rlvr"}, {"rows", B}, {"prompt", prompt},
+                   {"response", T - prompt}, {"tokens", B * T},
                    {"forward_s", seconds(t0, t1)}, {"backward_s", seconds(t1, t2)}, {"total_s", seconds(t0, t2)},
-                   {"rss_loaded_mb", base}, {"peak_rss_mb", peak_rss_mb()}, {"logp_sum", loss.item<double>()}};
+                   {"rss_loaded_mb", base}, {"peak_rss_mb", peak_rss_mb()}, {"logp_sum", loss.item<double>()},
+                   {"peak_rss_forward_mb", peak_fwd}, {"rss_after_forward_mb", rss_fwd}, {"rss_end_mb", rss_mb()}};
   std::cout << j.dump() << std::endl;
   return 0;
 }

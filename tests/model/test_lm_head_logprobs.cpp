@@ -152,6 +152,37 @@ TEST_CASE("lm_head_logprobs equals the fp64 full-logits computation in value and
         CHECK(max_excess((g[1].to(at::kDouble) - ref.dw).abs(), tol_dw) <= 0);
         CHECK(tol_dh.max().item<double>() < 1e-4 * (1 + ref.dh.abs().max().item<double>()));
 
+        // The fused pass: the same loss through per-row gradients (a, c) handed over chunk by chunk; the gradient
+        // is formed in the forward by the same formulas, so it meets the same bounds.
+        std::vector<int64_t> firsts;
+        auto fr = lm_head_fused_loss(h, w, sc.targets, o, [&](int64_t first, const at::Tensor& lp,
+                                                              const at::Tensor& e) {
+          firsts.push_back(first);
+          CHECK(e.defined());
+          CHECK_FALSE(lp.requires_grad());
+          const int64_t n = lp.size(0);
+          return std::make_pair(a.to(at::kFloat).narrow(0, first, n), c.to(at::kFloat).narrow(0, first, n));
+        });
+        CHECK(firsts == std::vector<int64_t>{0, 5, 10, 15});
+        CHECK(fr.carrier.item<double>() == 0);
+        CHECK(at::equal(fr.logp, r.logp.detach()));
+        CHECK(at::equal(fr.entropy, r.entropy.detach()));
+        auto gf = torch::autograd::grad({2.0 * fr.carrier}, {h, w});  // the backward scales by its incoming gradient
+        CHECK(max_excess((gf[0].to(at::kDouble) / 2 - ref.dh).abs(), tol_dh) <= 0);
+        CHECK(max_excess((gf[1].to(at::kDouble) / 2 - ref.dw).abs(), tol_dw) <= 0);
+        // Without the entropy term (dL/dHs undefined) and with the weight frozen: dh alone, equal to the
+        // recomputing backward's.
+        auto hf = h.detach().clone().requires_grad_(true);
+        auto fr2 = lm_head_fused_loss(hf, w.detach(), sc.targets, o, [&](int64_t first, const at::Tensor& lp,
+                                                                         const at::Tensor&) {
+          return std::make_pair(a.to(at::kFloat).narrow(0, first, lp.size(0)), at::Tensor());
+        });
+        auto gh = torch::autograd::grad({fr2.carrier}, {hf});
+        auto r3 = lm_head_logprobs(hf, w.detach(), sc.targets, o);
+        auto gh_ref = torch::autograd::grad({(a.to(at::kFloat) * r3.logp).sum()}, {hf});
+        CHECK((gh[0] - gh_ref[0]).abs().max().item<double>() <= 1e-6 * gh_ref[0].abs().max().item<double>());
+        CHECK(gh_ref[0].abs().max().item<double>() > 1e-3);
+
         // Entropy not requested / not in the loss: logp's gradient alone, unchanged by the entropy pass.
         auto r1 = lm_head_logprobs(h, w, sc.targets, o);  // (the first graph is spent)
         auto g_lp = torch::autograd::grad({(a.to(at::kFloat) * r1.logp).sum()}, {h, w});
