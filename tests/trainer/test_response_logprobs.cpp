@@ -8,27 +8,14 @@
 #include <torch/torch.h>
 
 #include "model/causal_lm.h"
+#include "small_model.h"
 #include "trainer/batch.h"
 
 using namespace rlvr;
 
 namespace {
 
-model::ModelArgs small_args(const std::string& type) {
-  model::ModelArgs a;
-  a.model_type = type;
-  a.vocab_size = 151;
-  a.hidden_size = 32;
-  a.intermediate_size = 48;
-  a.num_hidden_layers = 2;
-  a.num_attention_heads = 4;
-  a.num_key_value_heads = 2;
-  a.attention_bias = type != "qwen3";
-  a.qk_norm = type == "qwen3";
-  a.tie_word_embeddings = type == "qwen2";
-  if (type == "llama") a.rope_scaling_factor = 8.0, a.rope_original_max_position = 8;
-  return a;
-}
+using test::small_args;
 
 struct Batch {
   std::vector<std::vector<int64_t>> prompts, responses;
