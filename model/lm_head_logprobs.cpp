@@ -146,7 +146,6 @@ struct LmHeadLogprobFn : torch::autograd::Function<LmHeadLogprobFn> {
   }
 };
 
-
 // The fused pass (lm_head_fused_loss): the forward of each chunk, then at once its gradient for the loss whose
 // per-token derivatives `grad` returns; dL/dhidden and dL/dweight are kept for a backward that only scales them.
 struct LmHeadFusedFn : torch::autograd::Function<LmHeadFusedFn> {
@@ -180,10 +179,10 @@ struct LmHeadFusedFn : torch::autograd::Function<LmHeadFusedFn> {
         ent = entropy.narrow(0, r, n);
         ent.copy_(at::exp_out(e, logpr).mul_(logpr).sum(-1).neg_());      // [n]
       }
+      if (!need_h && !need_w) continue;                                    // log-probs only: no gradient asked
       auto [g_lp, g_ent] = grad(r, lp, ent);                               // [n] each, or undefined
       RLVR_CHECK(!g_ent.defined() || want_entropy, "lm_head_fused_loss: an entropy gradient needs options.entropy");
       if (!g_lp.defined() && !g_ent.defined()) continue;
-      if (!need_h && !need_w) continue;
       if (g_ent.defined()) at::exp_out(e, logpr);                          // [n, V] p (e held exp(s - m))
       const at::Tensor p = g_ent.defined() ? e : at::Tensor();
       auto dz = chunk_logit_grad(logpr, p, t, ent, g_lp.defined() ? g_lp.to(at::kFloat) : g_lp,

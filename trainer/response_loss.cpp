@@ -29,8 +29,13 @@ ResponseLoss response_policy_loss(model::CausalLM& model, const PackedBatch& b, 
                                   const PolicyLossInputs& in, const PolicyLossConfig& cfg, const GlobalNorm& norm,
                                   bool want_entropy, bool gradient_checkpointing) {
   const int64_t B = b.resp_mask.size(0), L = b.resp_mask.size(1);
-  RLVR_CHECK(in.mask.defined() && in.mask.size(0) == B && in.mask.size(1) == L,
-             "response_policy_loss: mask must be [B={}, L={}] like the packed responses", B, L);
+  auto check_bl = [&](const at::Tensor& t, const char* name) {
+    RLVR_CHECK(t.defined() && t.dim() == 2 && t.size(0) == B && t.size(1) == L,
+               "response_policy_loss: {} must be [B={}, L={}] like the packed responses", name, B, L);
+  };
+  check_bl(in.mask, "mask");
+  check_bl(in.old_logp, "old_logp");
+  if (cfg.kl_coef != 0) check_bl(in.ref_logp, "ref_logp (kl_coef != 0)");
   auto flat = [&](const at::Tensor& t) { return t.defined() ? t.expand({B, L}).reshape({B * L}) : t; };  // [B * L]
   auto adv = in.advantages.defined() && in.advantages.dim() == 1 ? in.advantages.unsqueeze(1) : in.advantages;
   const auto old_f = flat(in.old_logp), adv_f = flat(adv), ref_f = cfg.kl_coef != 0 ? flat(in.ref_logp) : at::Tensor();

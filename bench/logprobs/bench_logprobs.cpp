@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   app.add_flag("--entropy", entropy, "also compute the entropy (as the GRPO metric does, no gradient)");
   bool unfused = false;
   app.add_flag("--unfused", unfused, "lm_head_logprobs + backward() (the head's backward recomputes the logits)");
-  app.add_option("--head-rows", head_rows, "time lm_head_logprobs alone on this many random rows (no model)");
+  app.add_option("--head-rows", head_rows, "time the lm_head alone on this many random rows (no model; fused unless --unfused)");
   app.add_option("--chunk-rows", chunk_rows, "with --head-rows: rows per chunk (0 = the default budget)");
   app.add_option("--hidden", hidden, "with --head-rows");
   app.add_option("--vocab", vocab, "with --head-rows");

@@ -8,33 +8,23 @@
 #include <torch/torch.h>
 
 #include "model/causal_lm.h"
-#include "small_model.h"
+#include "logprob_fixtures.h"
 #include "trainer/batch.h"
 
 using namespace rlvr;
 
 namespace {
 
+using test::Batch;
 using test::small_args;
-
-struct Batch {
-  std::vector<std::vector<int64_t>> prompts, responses;
-  trainer::PackedBatch pb;
-};
 
 Batch make_batch(int64_t vocab) {
   Batch b;
   torch::manual_seed(21);
-  auto draw = [&](int64_t n) {
-    auto t = torch::randint(0, vocab, {n}, torch::kLong);
-    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
-  };
   // Different prompt and response lengths (padding in both), one empty response.
   for (auto [p, r] : std::vector<std::pair<int, int>>{{3, 6}, {5, 2}, {2, 0}, {4, 4}})
-    b.prompts.push_back(draw(p)), b.responses.push_back(draw(r));
-  std::vector<const std::vector<int64_t>*> pr, rs;
-  for (size_t i = 0; i < b.prompts.size(); ++i) pr.push_back(&b.prompts[i]), rs.push_back(&b.responses[i]);
-  b.pb = trainer::pack_batch(pr, rs, /*pad_id=*/0, torch::kCPU);
+    b.prompts.push_back(test::random_ids(vocab, p)), b.responses.push_back(test::random_ids(vocab, r));
+  b.pack();
   return b;
 }
 
@@ -126,10 +116,7 @@ TEST_CASE("pack_shared_prompts gives the log-probs and gradients of one row per 
       SECTION(std::string(type) + " temperature " + std::to_string(temp)) {
         auto lm = model::CausalLM::from_args(small_args(type), 9, torch::kCPU);
         torch::manual_seed(5);
-        auto draw = [&](int64_t n) {
-          auto t = torch::randint(0, lm->args().vocab_size, {n}, torch::kLong);
-          return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
-        };
+        auto draw = [&](int64_t n) { return test::random_ids(lm->args().vocab_size, n); };
         const auto pa = draw(4), pb = draw(2);
         const auto pa_copy = pa;  // the same prompt held twice: merged by content
         std::vector<const std::vector<int64_t>*> pr{&pa, &pb, &pa_copy, &pa, &pb, &pb};

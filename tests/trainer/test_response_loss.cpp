@@ -8,7 +8,7 @@
 #include <torch/torch.h>
 
 #include "model/causal_lm.h"
-#include "small_model.h"
+#include "logprob_fixtures.h"
 #include "trainer/batch.h"
 #include "trainer/policy_loss.h"
 #include "trainer/response_loss.h"
@@ -17,27 +17,17 @@ using namespace rlvr;
 
 namespace {
 
+using test::Batch;
 using test::small_args;
-
-struct Batch {
-  std::vector<std::vector<int64_t>> prompts, responses;
-  trainer::PackedBatch pb;
-};
 
 // Five completions of three prompts (two groups share a prompt), different lengths, one empty response.
 Batch make_batch(int64_t vocab, bool shared) {
   Batch b;
   torch::manual_seed(21);
-  auto draw = [&](int64_t n) {
-    auto t = torch::randint(0, vocab, {n}, torch::kLong);
-    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
-  };
-  auto p0 = draw(3), p1 = draw(5);
-  b.prompts = {p0, p0, p1, p1, draw(4)};
-  for (int n : {6, 3, 0, 5, 4}) b.responses.push_back(draw(n));
-  std::vector<const std::vector<int64_t>*> pr, rs;
-  for (size_t i = 0; i < b.prompts.size(); ++i) pr.push_back(&b.prompts[i]), rs.push_back(&b.responses[i]);
-  b.pb = shared ? trainer::pack_shared_prompts(pr, rs, 0, torch::kCPU) : trainer::pack_batch(pr, rs, 0, torch::kCPU);
+  auto p0 = test::random_ids(vocab, 3), p1 = test::random_ids(vocab, 5);
+  b.prompts = {p0, p0, p1, p1, test::random_ids(vocab, 4)};
+  for (int n : {6, 3, 0, 5, 4}) b.responses.push_back(test::random_ids(vocab, n));
+  b.pack(shared);
   return b;
 }
 
@@ -168,7 +158,7 @@ TEST_CASE("response_policy_loss (fused lm_head gradient) equals policy_loss over
   }
 }
 
-TEST_CASE("response_policy_loss rejects a mask of the wrong shape", "[trainer][logprobs]") {
+TEST_CASE("response_policy_loss rejects a mask or old log-probs of the wrong shape", "[trainer][logprobs]") {
   auto lm = model::CausalLM::from_args(small_args("qwen2"), 9, torch::kCPU);
   auto b = make_batch(lm->args().vocab_size, false);
   trainer::PolicyLossInputs in;
@@ -178,4 +168,8 @@ TEST_CASE("response_policy_loss rejects a mask of the wrong shape", "[trainer][l
   trainer::GlobalNorm norm{10, 5, 8};
   CHECK_THROWS_WITH(trainer::response_policy_loss(*lm, b.pb, 1.0, in, {}, norm, true, false),
                     Catch::Contains("mask must be [B=5"));
+  in.mask = b.pb.resp_mask;
+  in.old_logp = torch::zeros({5, 2});
+  CHECK_THROWS_WITH(trainer::response_policy_loss(*lm, b.pb, 1.0, in, {}, norm, true, false),
+                    Catch::Contains("old_logp must be [B=5"));
 }
