@@ -229,6 +229,26 @@ TEST_CASE("lm_head_logprobs on bf16 weights: fp32 softmax and bf16 gradients", "
   auto tol_dw = at::matmul(tol_dz.t(), ah) + (2 * ub + N * std::ldexp(1.0, -24)) * at::matmul((dz_abs + tol_dz).t(), ah);
   CHECK(max_excess((g[0].to(at::kDouble) - ref.dh).abs(), tol_dh) <= 0);
   CHECK(max_excess((g[1].to(at::kDouble) - ref.dw).abs(), tol_dw) <= 0);
+  CHECK(ref.dh.abs().max().item<double>() > 1e-3);  // the compared gradients are not ~0
+  CHECK(ref.dw.abs().max().item<double>() > 1e-3);
+
+  // The fused pass (the GRPO update's path) on the same bf16 weights: the same GEMM dtypes and dz formulas, so
+  // the same bounds; bf16 gradients handed on through the carrier.
+  auto fr = lm_head_fused_loss(h, w, sc.targets, o, [&](int64_t, const at::Tensor& lp, const at::Tensor&) {
+    return std::make_pair(at::ones({lp.size(0)}, at::kFloat), at::Tensor());
+  });
+  CHECK(at::equal(fr.logp, r.logp.detach()));
+  auto gf = torch::autograd::grad({fr.carrier}, {h, w});
+  CHECK(gf[0].scalar_type() == at::kBFloat16);
+  CHECK(gf[1].scalar_type() == at::kBFloat16);
+  CHECK(max_excess((gf[0].to(at::kDouble) - ref.dh).abs(), tol_dh) <= 0);
+  CHECK(max_excess((gf[1].to(at::kDouble) - ref.dw).abs(), tol_dw) <= 0);
+  // A wrong per-token weight (2 instead of 1) is caught by these bounds.
+  auto bad = lm_head_fused_loss(h, w, sc.targets, o, [&](int64_t, const at::Tensor& lp, const at::Tensor&) {
+    return std::make_pair(at::full({lp.size(0)}, 2.0f), at::Tensor());
+  });
+  auto gb = torch::autograd::grad({bad.carrier}, {h, w});
+  CHECK(max_excess((gb[0].to(at::kDouble) - ref.dh).abs(), tol_dh) > 0);
 }
 
 TEST_CASE("right padding without a mask and left padding with a mask give the same log-probs", "[model][logprobs]") {
