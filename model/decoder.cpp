@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "model/decode_attention.h"
+#include "model/norm_rope_kernels.h"
 
 namespace rlvr::model {
 
@@ -59,11 +60,108 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& o) :
   weight = register_parameter("weight", at::empty({dim}, o));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The one-pass CPU kernels of norm_rope_kernels.h take fp32 CPU tensors; other dtypes and devices keep ATen's
+// composition (bf16 needs HF's cast order, CUDA its own kernels).
+bool cpu_fp32(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
+
+// Rows per thread-split unit: ~32k elements, as ATen's grain.
+int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
+
+// x [.., n] contiguous -> y; rstd [rows] filled.
+at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& rstd) {
+  const int64_t n = x.size(-1), rows = x.numel() / n;
+  auto y = at::empty_like(x);
+  rstd = at::empty({rows}, x.options());
+  const float* xp = x.const_data_ptr<float>();
+  const float* wp = w.const_data_ptr<float>();
+  float* yp = y.mutable_data_ptr<float>();
+  float* rp = rstd.mutable_data_ptr<float>();
+  at::parallel_for(0, rows, row_grain(n), [&](int64_t r0, int64_t r1) {
+    rms_norm_rows(xp, wp, yp, rp, n, static_cast<float>(eps), r0, r1);
+  });
+  return y;
+}
+
+// dw is summed per block of kNormBlock rows, then over the blocks in order: the same sum for any thread count.
+constexpr int64_t kNormBlock = 64;
+
+struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, double eps) {
+    auto xc = x.contiguous();
+    at::Tensor rstd;
+    auto y = rms_norm_cpu(xc, w, eps, rstd);
+    ctx->save_for_backward({xc, w, rstd});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1], &rstd = saved[2];
+    auto g = grads[0].contiguous();
+    const int64_t n = x.size(-1), rows = x.numel() / n, blocks = (rows + kNormBlock - 1) / kNormBlock;
+    const bool need_w = ctx->needs_input_grad(1);
+    auto dx = at::empty_like(x);
+    auto partial = need_w ? at::zeros({blocks, n}, x.options()) : at::Tensor();  // [blocks, n]
+    const float *xp = x.const_data_ptr<float>(), *wp = w.const_data_ptr<float>(), *rp = rstd.const_data_ptr<float>();
+    const float* gp = g.const_data_ptr<float>();
+    float* dp = dx.mutable_data_ptr<float>();
+    float* pp = need_w ? partial.mutable_data_ptr<float>() : nullptr;
+    at::parallel_for(0, blocks, std::max<int64_t>(1, row_grain(n) / kNormBlock), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        rms_norm_backward_rows(xp, wp, rp, gp, dp, pp ? pp + b * n : nullptr, n, b * kNormBlock,
+                               std::min(rows, (b + 1) * kNormBlock));
+      }
+    });
+    return {dx, need_w ? partial.sum(0) : at::Tensor(), at::Tensor()};
+  }
+};
+
+// x [P, heads, D] contiguous, cos/sin [P, D] contiguous fp32.
+at::Tensor rope_cpu(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool backward) {
+  const int64_t D = x.size(-1), heads = x.size(-2), P = x.numel() / (heads * D);
+  auto y = at::empty_like(x);
+  const float *xp = x.const_data_ptr<float>(), *cp = cos.const_data_ptr<float>(), *sp = sin.const_data_ptr<float>();
+  float* yp = y.mutable_data_ptr<float>();
+  at::parallel_for(0, P, row_grain(heads * D), [&](int64_t p0, int64_t p1) {
+    rope_rows(xp, cp, sp, yp, heads, D, backward, p0, p1);
+  });
+  return y;
+}
+
+struct RopeFn : torch::autograd::Function<RopeFn> {  // the tables are not differentiated (positions are data)
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return rope_cpu(x.contiguous(), cos, sin, false);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    return {rope_cpu(grads[0].contiguous(), saved[0], saved[1], true), at::Tensor(), at::Tensor()};
+  }
+};
+
+bool needs_graph(const at::Tensor& a, const at::Tensor& b = {}) {
+  return at::GradMode::is_enabled() && (a.requires_grad() || (b.defined() && b.requires_grad()));
+}
+
+}  // namespace
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (cpu_fp32(x) && cpu_fp32(weight) && x.numel() > 0) {
+    if (needs_graph(x, weight)) return RmsNormFn::apply(x, weight, eps);
+    at::Tensor rstd;
+    return rms_norm_cpu(x.contiguous(), weight, eps, rstd);
+  }
   auto h = x.to(at::kFloat);                                // [.., dim] fp32
   h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * h.to(x.scalar_type());                    // HF order: cast back, then scale
 }
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) const { return rms_norm(x, weight, eps); }
 
 EmbeddingImpl::EmbeddingImpl(int64_t n, int64_t dim, const at::TensorOptions& o) {
   weight = register_parameter("weight", at::empty({n, dim}, o));
@@ -132,6 +230,15 @@ at::Tensor decode_attention_cpu(const at::Tensor& qg, const at::Tensor& k, const
 
 }  // namespace
 
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (cpu_fp32(x) && cpu_fp32(cos) && cpu_fp32(sin) && x.numel() > 0) {
+    auto c = cos.contiguous(), s = sin.contiguous();  // [B, T, D]
+    return needs_graph(x) ? RopeFn::apply(x, c, s) : rope_cpu(x.contiguous(), c, s, false);
+  }
+  auto c = cos.unsqueeze(2).to(x.scalar_type()), s = sin.unsqueeze(2).to(x.scalar_type());  // [B, T, 1, D]
+  return x * c + rotate_half(x) * s;
+}
+
 AttentionImpl::AttentionImpl(const ModelArgs& a, const at::TensorOptions& o)
     : n_heads(a.num_attention_heads), n_kv_heads(a.num_key_value_heads), head_dim(a.head_dim) {
   const bool o_bias = a.attention_bias && a.model_type != "qwen2";  // Qwen2: q/k/v bias only
@@ -156,11 +263,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     q = q_norm(q).to(act);
     k = k_norm(k).to(act);
   }
-  q = q.transpose(1, 2);  // [B, Hq, T, D]
-  k = k.transpose(1, 2);  // [B, Hkv, T, D]
-  auto c = cos.unsqueeze(1).to(act), s = sin.unsqueeze(1).to(act);  // [B, 1, T, D]
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
+  q = apply_rope(q, cos, sin).transpose(1, 2);  // [B, Hq, T, D]
+  k = apply_rope(k, cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
 
   at::Tensor mask = mask_in;
   if (cache != nullptr) {
