@@ -330,6 +330,7 @@ struct RolloutEngine::Run {
   void retire() {
     int64_t n = static_cast<int64_t>(active.size());
     int64_t i = 0;
+    std::vector<std::pair<int64_t, int64_t>> moves;  // sources descend from the end, holes ascend: disjoint
     while (true) {
       while (i < n && !done[active[i]]) ++i;
       while (n > 0 && done[active[n - 1]]) {
@@ -337,11 +338,12 @@ struct RolloutEngine::Run {
         --n;
       }
       if (i >= n) break;
-      cache.move_slot(n - 1, i);  // the hole at i takes the last live slot
+      moves.emplace_back(n - 1, i);  // the hole at i takes the last live slot
       active[i] = active[n - 1];
       --n;
       ++i;
     }
+    cache.move_slots(moves);
     active.resize(n);
   }
 

@@ -130,4 +130,34 @@ void SlotKvCache::move_slot(int64_t src, int64_t dst) {
   lengths_[src] = 0;
 }
 
+void SlotKvCache::move_slots(const std::vector<std::pair<int64_t, int64_t>>& moves) {
+  if (moves.size() <= 1) {
+    for (auto [src, dst] : moves) move_slot(src, dst);
+    return;
+  }
+  std::vector<int64_t> src, dst;
+  std::vector<bool> is_dst(shape_.slots, false);
+  int64_t n = 0;  // positions to carry: the longest source
+  for (auto [s, d] : moves) {
+    RLVR_CHECK(s >= 0 && s < shape_.slots && d >= 0 && d < shape_.slots && s != d,
+               "KV cache: move {} -> {} out of [0, {}) or onto itself", s, d, shape_.slots);
+    RLVR_CHECK(!is_dst[d], "KV cache: slot {} is the destination of two moves", d);
+    is_dst[d] = true;
+    src.push_back(s), dst.push_back(d);
+    n = std::max(n, lengths_[s]);
+  }
+  for (int64_t s : src) RLVR_CHECK(!is_dst[s], "KV cache: slot {} is both a source and a destination", s);
+  if (n > 0) {
+    const auto dev = k_.front().device();
+    auto si = at::tensor(src, at::kLong).to(dev), di = at::tensor(dst, at::kLong).to(dev);  // [moves]
+    for (int64_t l = 0; l < shape_.num_layers; ++l) {
+      for (auto* t : {&k_[l], &v_[l]}) {
+        auto head = t->narrow(2, 0, n);               // [slots, Hkv, n, D]: beyond a length is never read
+        head.index_copy_(0, di, head.index_select(0, si));
+      }
+    }
+  }
+  for (size_t m = 0; m < src.size(); ++m) lengths_[dst[m]] = lengths_[src[m]], lengths_[src[m]] = 0;
+}
+
 }  // namespace rlvr::rollout

@@ -36,6 +36,10 @@ class SlotKvCache final : public model::KvCache {
   void copy_prefix(int64_t src, int64_t dst, int64_t n);
   // dst takes over src's content and length; src becomes empty (slot compaction).
   void move_slot(int64_t src, int64_t dst);
+  // Several moves at once, {src, dst} each, as move_slot one after another, for moves where no src is another
+  // move's dst (compaction: live slots from the end into holes at the front). One gather and one scatter per
+  // layer and tensor instead of a copy per move.
+  void move_slots(const std::vector<std::pair<int64_t, int64_t>>& moves);
   void clear(int64_t slot) { lengths_.at(slot) = 0; }
   void clear_all();
 

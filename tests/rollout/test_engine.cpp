@@ -192,6 +192,48 @@ TEST_CASE("KV cache: bookkeeping, masks, copies", "[rollout][kv]") {
   CHECK_THROWS_WITH(cache.begin_forward({1}, 3, {3}), Catch::Contains("holds 4 tokens") && Catch::Contains("6"));
 }
 
+TEST_CASE("KV cache: moves in one batch equal the moves one by one", "[rollout][kv]") {
+  // 2 layers, 2 kv heads, head dim 3, 6 slots of 6 positions; slots of lengths 1..5 (slot 0 empty).
+  auto fill = [](rlvr::rollout::SlotKvCache& c) {
+    for (int64_t s = 1; s < 6; ++s) {
+      c.begin_forward({s}, s, {s});
+      for (int64_t l = 0; l < 2; ++l) {
+        auto k = at::arange(2 * s * 3, at::kFloat).view({1, 2, s, 3}) + 100 * s + 1000 * l;  // [1, Hkv, T, D]
+        c.append(l, k, -k);
+      }
+      c.end_forward();
+    }
+  };
+  rlvr::rollout::SlotKvCache one({2, 2, 3, 6, 6}, at::Device(at::kCPU), at::kFloat);
+  rlvr::rollout::SlotKvCache all({2, 2, 3, 6, 6}, at::Device(at::kCPU), at::kFloat);
+  fill(one);
+  fill(all);
+  // Compaction after slots 0 and 2 finished: 5 -> 0, 4 -> 2 (sources longer and shorter than each other).
+  const std::vector<std::pair<int64_t, int64_t>> moves{{5, 0}, {4, 2}};
+  for (auto [src, dst] : moves) one.move_slot(src, dst);
+  all.move_slots(moves);
+  for (int64_t s = 0; s < 6; ++s) CHECK(one.length(s) == all.length(s));
+  CHECK(all.length(0) == 5);
+  CHECK(all.length(2) == 4);
+  CHECK(all.length(5) == 0);
+  // What a forward reads (every slot's real positions, per layer) is the same; slot 0 holds slot 5's keys.
+  std::vector<int64_t> live{0, 1, 2, 3}, none(4, 0);
+  for (auto* c : {&one, &all}) c->begin_forward(live, 1, none);
+  for (int64_t l = 0; l < 2; ++l) {
+    auto a = one.append(l, at::zeros({4, 2, 1, 3}), at::zeros({4, 2, 1, 3}));
+    auto b = all.append(l, at::zeros({4, 2, 1, 3}), at::zeros({4, 2, 1, 3}));
+    for (int64_t r = 0; r < 4; ++r) {
+      const int64_t n = one.length(live[r]);
+      CHECK(at::equal(a.k[r].narrow(1, 0, n), b.k[r].narrow(1, 0, n)));
+      CHECK(at::equal(a.v[r].narrow(1, 0, n), b.v[r].narrow(1, 0, n)));
+    }
+    CHECK(b.k[0][1][4][2].item<float>() == 2 * 5 * 3 - 1 + 500 + 1000 * l);  // slot 5's last key, head 1
+  }
+  for (auto* c : {&one, &all}) c->end_forward();
+  // A move onto a slot that another move reads from is refused.
+  CHECK_THROWS_WITH(all.move_slots({{3, 1}, {1, 0}}), Catch::Contains("both a source and a destination"));
+}
+
 TEST_CASE("engine: greedy equals transformers' greedy on the fixtures", "[rollout][engine]") {
   for (const auto& name : kFixtures) {
     INFO(name);
