@@ -1,16 +1,11 @@
 // Plain loops the compiler vectorises (built with -O3 -fopenmp-simd, for the reduction; an AVX2+FMA clone is picked at load time where the CPU
 // has it). See decode_attention.h.
 #include "model/decode_attention.h"
+#include "model/target_clones.h"
 
 #include <limits>
 
 namespace rlvr::model {
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RLVR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define RLVR_CLONES
-#endif
 
 RLVR_CLONES void decode_attention_scores(const DecodeAttentionArgs& a, int64_t bh0, int64_t bh1) {
   const int64_t D = a.D, S = a.S, R = a.R;

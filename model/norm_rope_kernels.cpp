@@ -1,16 +1,11 @@
 // Plain loops the compiler vectorises (built with -O3 -fopenmp-simd, like decode_attention.cpp). See
 // norm_rope_kernels.h.
 #include "model/norm_rope_kernels.h"
+#include "model/target_clones.h"
 
 #include <cmath>
 
 namespace rlvr::model {
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RLVR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define RLVR_CLONES
-#endif
 
 RLVR_CLONES void rms_norm_rows(const float* x, const float* w, float* y, float* rstd, int64_t n, float eps,
                                int64_t r0, int64_t r1) {
