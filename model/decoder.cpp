@@ -151,10 +151,11 @@ bool needs_graph(const at::Tensor& a, const at::Tensor& b = {}) {
 }  // namespace
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  if (cpu_fp32(x) && cpu_fp32(weight) && x.numel() > 0) {
-    if (needs_graph(x, weight)) return RmsNormFn::apply(x, weight, eps);
+  if (cpu_fp32(x) && cpu_fp32(weight) && x.numel() > 0 && weight.dim() == 1 && weight.size(0) == x.size(-1)) {
+    auto w = weight.is_contiguous() ? weight : weight.contiguous();
+    if (needs_graph(x, weight)) return RmsNormFn::apply(x, w, eps);
     at::Tensor rstd;
-    return rms_norm_cpu(x.contiguous(), weight, eps, rstd);
+    return rms_norm_cpu(x.contiguous(), w, eps, rstd);
   }
   auto h = x.to(at::kFloat);                                // [.., dim] fp32
   h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -231,7 +232,10 @@ at::Tensor decode_attention_cpu(const at::Tensor& qg, const at::Tensor& k, const
 }  // namespace
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  if (cpu_fp32(x) && cpu_fp32(cos) && cpu_fp32(sin) && x.numel() > 0) {
+  // The kernel reads one table row per (b, t): tables that broadcast instead take the composition.
+  const bool tables_match = x.dim() == 4 && cos.dim() == 3 && cos.sizes() == sin.sizes() && cos.size(0) == x.size(0) &&
+                            cos.size(1) == x.size(1) && cos.size(2) == x.size(3) && x.size(3) % 2 == 0;
+  if (cpu_fp32(x) && cpu_fp32(cos) && cpu_fp32(sin) && x.numel() > 0 && tables_match) {
     auto c = cos.contiguous(), s = sin.contiguous();  // [B, T, D]
     return needs_graph(x) ? RopeFn::apply(x, c, s) : rope_cpu(x.contiguous(), c, s, false);
   }

@@ -19,8 +19,8 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at
 // RMSNorm over the last dim, weight * (x * rsqrt(mean(x^2) + eps)) computed in fp32 (for bf16 x, HF's order: cast
 // back, then scale). CPU fp32 runs one pass per row forward and backward (norm_rope_kernels.h).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
-// Rotary embedding, x * cos + rotate_half(x) * sin, for x [B, T, heads, D] and tables cos/sin [B, T, D] (fp32).
-// CPU fp32 runs one pass forward and backward.
+// Rotary embedding, x * cos + rotate_half(x) * sin, for x [B, T, heads, D] and tables cos/sin [B, T, D] (fp32; tables
+// that broadcast, e.g. [1, T, D], take ATen's composition). CPU fp32 runs one pass forward and backward.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 struct LinearImpl : torch::nn::Module {

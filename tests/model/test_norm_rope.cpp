@@ -102,6 +102,11 @@ TEST_CASE("apply_rope on CPU fp32 equals the fp64 composition in value and gradi
   CHECK(gx64.abs().max().item<double>() > 1e-2);
   // A non-contiguous input (the transposed view itself) gives the same rotation.
   CHECK(at::equal(apply_rope(base.transpose(1, 2), cos, sin), y.detach()));
+  // Tables that broadcast over the batch take the composition (the kernel reads one row per position).
+  auto yb = apply_rope(x.detach(), cos.narrow(0, 0, 1), sin.narrow(0, 0, 1));
+  auto yb64 = apply_rope(x64.detach(), cos.narrow(0, 0, 1).to(at::kDouble), sin.narrow(0, 0, 1).to(at::kDouble));
+  CHECK((yb.to(at::kDouble) - yb64).abs().max().item<double>() < 1e-5);
+  CHECK_FALSE(at::allclose(yb, y.detach()));  // row 1 used row 0's tables
   // The backward is not the forward's rotation: a sign slip would be caught by the bound.
   auto wrong = apply_rope(G, cos, sin).to(at::kDouble);
   CHECK(max_excess((wrong - gx64).abs(), tol_g) > 0);
