@@ -151,7 +151,8 @@ bool needs_graph(const at::Tensor& a, const at::Tensor& b = {}) {
 }  // namespace
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  if (cpu_fp32(x) && cpu_fp32(weight) && x.numel() > 0 && weight.dim() == 1 && weight.size(0) == x.size(-1)) {
+  if (cpu_fp32(x) && cpu_fp32(weight) && x.dim() >= 1 && x.numel() > 0 && weight.dim() == 1 &&
+      weight.size(0) == x.size(-1)) {
     auto w = weight.is_contiguous() ? weight : weight.contiguous();
     if (needs_graph(x, weight)) return RmsNormFn::apply(x, w, eps);
     at::Tensor rstd;
@@ -267,8 +268,9 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     q = q_norm(q).to(act);
     k = k_norm(k).to(act);
   }
-  q = apply_rope(q, cos, sin).transpose(1, 2);  // [B, Hq, T, D]
-  k = apply_rope(k, cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
+  auto c = cos.to(act), s = sin.to(act);        // [B, T, D]: once for q and k (a no-op in fp32)
+  q = apply_rope(q, c, s).transpose(1, 2);      // [B, Hq, T, D]
+  k = apply_rope(k, c, s).transpose(1, 2);      // [B, Hkv, T, D]
 
   at::Tensor mask = mask_in;
   if (cache != nullptr) {
