@@ -7,7 +7,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
-#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
@@ -17,6 +16,7 @@
 #include "common/error.h"
 #include "model/decode_attention.h"
 #include "model/norm_rope_kernels.h"
+#include "model/parallel.h"
 
 namespace rlvr::model {
 
@@ -81,7 +81,7 @@ at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& w, double eps, at
   const float* wp = w.const_data_ptr<float>();
   float* yp = y.mutable_data_ptr<float>();
   float* rp = rstd.mutable_data_ptr<float>();
-  at::parallel_for(0, rows, row_grain(n), [&](int64_t r0, int64_t r1) {
+  parallel_chunks(0, rows, row_grain(n), [&](int64_t r0, int64_t r1) {
     rms_norm_rows(xp, wp, yp, rp, n, static_cast<float>(eps), r0, r1);
   });
   return y;
@@ -111,7 +111,7 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
     const float* gp = g.const_data_ptr<float>();
     float* dp = dx.mutable_data_ptr<float>();
     float* pp = need_w ? partial.mutable_data_ptr<float>() : nullptr;
-    at::parallel_for(0, blocks, std::max<int64_t>(1, row_grain(n) / kNormBlock), [&](int64_t b0, int64_t b1) {
+    parallel_chunks(0, blocks, std::max<int64_t>(1, row_grain(n) / kNormBlock), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         rms_norm_backward_rows(xp, wp, rp, gp, dp, pp ? pp + b * n : nullptr, n, b * kNormBlock,
                                std::min(rows, (b + 1) * kNormBlock));
@@ -127,7 +127,7 @@ at::Tensor rope_cpu(const at::Tensor& x, const at::Tensor& cos, const at::Tensor
   auto y = at::empty_like(x);
   const float *xp = x.const_data_ptr<float>(), *cp = cos.const_data_ptr<float>(), *sp = sin.const_data_ptr<float>();
   float* yp = y.mutable_data_ptr<float>();
-  at::parallel_for(0, P, row_grain(heads * D), [&](int64_t p0, int64_t p1) {
+  parallel_chunks(0, P, row_grain(heads * D), [&](int64_t p0, int64_t p1) {
     rope_rows(xp, cp, sp, yp, heads, D, backward, p0, p1);
   });
   return y;
@@ -223,10 +223,10 @@ at::Tensor decode_attention_cpu(const at::Tensor& qg, const at::Tensor& k, const
   DecodeAttentionArgs a{B, H, R, S, D, q.const_data_ptr<float>(), k.const_data_ptr<float>(), v.const_data_ptr<float>(),
                         k.stride(0), k.stride(1), m.const_data_ptr<uint8_t>(), static_cast<float>(scale),
                         scores.mutable_data_ptr<float>(), out.mutable_data_ptr<float>()};
-  at::parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) { decode_attention_scores(a, b0, b1); });
+  parallel_chunks(0, B * H, 1, [&](int64_t b0, int64_t b1) { decode_attention_scores(a, b0, b1); });
   auto probs = at::softmax(scores, -1);  // [B, H, R, S]: ATen's vectorised exp
   a.scores = probs.mutable_data_ptr<float>();
-  at::parallel_for(0, B * H, 1, [&](int64_t b0, int64_t b1) { decode_attention_values(a, b0, b1); });
+  parallel_chunks(0, B * H, 1, [&](int64_t b0, int64_t b1) { decode_attention_values(a, b0, b1); });
   return out;
 }
 

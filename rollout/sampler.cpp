@@ -5,12 +5,12 @@
 #include "rollout/sampler.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <limits>
 
 #include "common/error.h"
+#include "model/parallel.h"
 
 namespace rlvr::rollout {
 
@@ -105,7 +105,7 @@ at::Tensor scan_rows(const at::Tensor& w, const at::Tensor& z, const std::vector
   const double* up = u.const_data_ptr<double>();
   int64_t* op = out.mutable_data_ptr<int64_t>();
   log_total.assign(B, 0.0);
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  model::parallel_chunks(0, B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const float* wr = wp + b * V;
       const float* zr = zp + b * V;

@@ -197,6 +197,7 @@ struct TrainConfig {
   int32_t micro_batch_size = 16;         // COMPLETIONS per forward/backward (does not change the update)
   int64_t max_tokens_per_micro_batch = 0;  // padded tokens per GRPO forward/backward, rows sorted by length; 0 = off
   bool share_prompt = false;             // GRPO: each micro-batch runs a prompt once, its completions behind it
+  bool skip_zero_advantage = true;       // GRPO: completions with advantage 0 skip the update's forward/backward
   int32_t save_every = 0;                // checkpoint every N steps; 0 = only at the end
   int32_t keep_last = 2;                 // checkpoints kept (older ones deleted)
   int32_t eval_every = 0;                // held-out eval every N steps; 0 = off
@@ -220,6 +221,12 @@ struct TrainConfig {
             "GRPO: in each update and reference forward, a prompt's completions are packed behind ONE copy of it "
             "(a block mask lets each see the prompt and itself only): the same log-probs and update, fewer tokens "
             "(Prefix Grouper); micro-batches by train.micro_batch_size in group order");
+    v.field("skip_zero_advantage", skip_zero_advantage,
+            "GRPO: when the loss has no KL or entropy term (algorithm.kl_coef 0 or kl_in_reward, entropy_coef 0), "
+            "completions whose advantage is exactly 0 (groups whose rewards are all equal) are left out of the "
+            "update's forward and backward; they still count in the loss normaliser, so the update is the same; "
+            "loss/ratio_*, loss/approx_kl_old and loss/entropy_mean are then over the completions that ran; "
+            "update/skipped_frac is the share left out");
     v.field("save_every", save_every, "checkpoint every N steps; 0 = at the end only", at_least(0));
     v.field("keep_last", keep_last, "number of checkpoints kept", at_least(1));
     v.field("eval_every", eval_every, "held-out evaluation every N steps; 0 = off", at_least(0));

@@ -172,6 +172,8 @@ class GrpoLoop {
   std::vector<int64_t> row_lengths(const RolloutBatch& b) const;
   PackedBatch pack_rows(const RolloutBatch& b, const std::vector<size_t>& rows) const;
   std::vector<std::vector<size_t>> micro_batches(const std::vector<int64_t>& lengths, const std::vector<size_t>& rows) const;
+  bool skips_zero_advantage() const;
+  at::Tensor loss_mask(const RolloutBatch& rb) const;
   std::vector<int64_t> select_prompts(int64_t step, StepData& d);
   void record_outcomes(int64_t step, const std::vector<data::GroupOutcome>& mine, StepData& d);
 
@@ -421,6 +423,19 @@ std::vector<std::vector<size_t>> GrpoLoop::micro_batches(const std::vector<int64
   return plan_micro_batches(lengths, rows, cfg_.train.micro_batch_size, cfg_.train.max_tokens_per_micro_batch);
 }
 
+// train.skip_zero_advantage: with no KL or entropy term in the loss, a completion whose advantage is exactly 0 (a
+// GRPO group whose rewards are all equal) adds 0 to the loss and to every gradient, so the update leaves it out
+// of the forward and backward. It still counts in the normaliser, so the update is the same.
+bool GrpoLoop::skips_zero_advantage() const {
+  return cfg_.train.skip_zero_advantage && loss_cfg_.kl_coef == 0 && loss_cfg_.entropy_coef == 0;
+}
+
+// [B, l] the tokens that count in the loss: the response, less truncated rows with algorithm.mask_truncated.
+at::Tensor GrpoLoop::loss_mask(const RolloutBatch& rb) const {
+  if (!cfg_.algorithm.mask_truncated) return rb.resp_mask;
+  return rb.resp_mask * rb.truncated.logical_not().unsqueeze(1).to(at::kFloat);
+}
+
 // The model input of rows of the batch: one row per completion, or (train.share_prompt) one per distinct prompt.
 PackedBatch GrpoLoop::pack_rows(const RolloutBatch& b, const std::vector<size_t>& rows) const {
   std::vector<const std::vector<int64_t>*> pr, rs;
@@ -524,7 +539,12 @@ std::vector<std::vector<size_t>> GrpoLoop::balance_update_rows(RolloutBatch& b, 
       if (!ref_rows[i].empty())
         global.ref_logp[i].narrow(0, 0, static_cast<int64_t>(ref_rows[i].size())).copy_(at::tensor(ref_rows[i], at::kFloat));
   }
-  const auto lengths = row_lengths(global);
+  // Dealt by the tokens each row costs the update: none for a row that train.skip_zero_advantage leaves out.
+  auto lengths = row_lengths(global);
+  if (skips_zero_advantage()) {
+    for (size_t i = 0; i < lengths.size(); ++i)
+      if (adv[i] == 0.0f) lengths[i] = 0;
+  }
   const auto bounds = bounds_of(global.size() / G);
   m["update/rank_imbalance_before"] = rank_imbalance(lengths, bounds, owner, W);
   const auto new_owner = balance_ranks(lengths, bounds, W);
@@ -548,8 +568,17 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
   const auto lengths = row_lengths(batch);
   PaddingCount padding;  // of the update's packed micro-batches (first epoch)
   int opt_steps = 0, skipped = 0;
+  double rows_left_out = 0, rows_total = 0;  // train.skip_zero_advantage, first epoch
+  const bool skip_zero = skips_zero_advantage();
+  const auto adv = batch.advantages.accessor<float, 1>();
   for (int epoch = 0; epoch < c.algorithm.ppo_epochs; ++epoch) {
-    for (const auto& rows : mini_batch_rows) {
+    for (const auto& all_rows : mini_batch_rows) {
+      // The rows that run. Left out: zero advantages (skip_zero), but at least one row is kept where there are
+      // any, so that every rank runs a backward (zero gradients, the reducer's hooks) as it would without it.
+      std::vector<size_t> rows, left_out;
+      for (auto i : all_rows) (skip_zero && adv[i] == 0.0f ? left_out : rows).push_back(i);
+      if (rows.empty() && !left_out.empty()) rows.push_back(left_out.back()), left_out.pop_back();
+      if (epoch == 0) rows_left_out += static_cast<double>(left_out.size()), rows_total += all_rows.size();
       struct Micro {
         PackedBatch pb;
         RolloutBatch rb;   // the micro-batch's rows of the step's batch
@@ -563,17 +592,19 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
           padding.padded += static_cast<double>(x.pb.tokens.numel());
           padding.real += static_cast<double>(x.pb.real_tokens);
         }
-        x.mask = x.rb.resp_mask;
-        if (c.algorithm.mask_truncated) x.mask = x.mask * x.rb.truncated.logical_not().unsqueeze(1).to(at::kFloat);
-        x.mask = x.mask.to(ctx_.device);
+        x.mask = loss_mask(x.rb).to(ctx_.device);
         norm += local_norm_counts(x.mask);
         mbs.push_back(std::move(x));
       }
-      // The normaliser of this optimizer step over all micro-batches AND all ranks.
-      auto tot = comm.all_reduce_scalars({norm.total_tokens, norm.total_seqs}, dist::ReduceOp::sum);
+      const double run_tokens = norm.total_tokens;
+      if (!left_out.empty()) norm += local_norm_counts(loss_mask(select_rows(batch, left_out)));
+      // The normaliser of this optimizer step over all micro-batches AND all ranks (the rows left out included).
+      auto tot = comm.all_reduce_scalars({norm.total_tokens, norm.total_seqs, run_tokens}, dist::ReduceOp::sum);
       norm.total_tokens = tot[0];
       norm.total_seqs = tot[1];
       norm.norm_len = resolve_norm_len(c.algorithm, c.rollout);
+      // Token means of the log-probs (ratio, KL to the old policy, entropy) are over the tokens that ran.
+      const double mean_scale = tot[2] > 0 ? tot[0] / tot[2] : 1.0;
       opt_->zero_grad();
       if (norm.total_tokens > 0) {
         for (size_t k = 0; k < mbs.size(); ++k) {
@@ -588,6 +619,10 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
                                          /*want_entropy=*/true, c.model.gradient_checkpointing);
           if (reducer_ && k + 1 == mbs.size()) reducer_->arm();  // the last backward of this optimizer step
           lo.loss.backward();
+          if (mean_scale != 1.0) {
+            for (auto* t : {&lo.metrics.ratio_mean, &lo.metrics.approx_kl_old, &lo.metrics.entropy_mean})
+              if (t->defined()) *t = *t * mean_scale;
+          }
           acc.add(lo.metrics);
         }
       }
@@ -621,6 +656,8 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
     auto t = comm.all_reduce_scalars({padding.padded, padding.real}, dist::ReduceOp::sum);
     out["update/padding_ratio"] = t[1] > 0 ? t[0] / t[1] - 1.0 : 0.0;
     out["update/tokens"] = t[1];  // real tokens of one pass over the batch (fewer with train.share_prompt)
+    auto r = comm.all_reduce_scalars({rows_left_out, rows_total}, dist::ReduceOp::sum);
+    out["update/skipped_frac"] = r[1] > 0 ? r[0] / r[1] : 0.0;  // completions left out (zero advantage)
   }
   out["optimizer_steps_skipped"] = skipped;
   if (skipped == opt_steps) {

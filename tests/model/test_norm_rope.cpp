@@ -10,6 +10,7 @@
 
 #include "model/causal_lm.h"
 #include "model/decoder.h"
+#include "model/parallel.h"
 #include "model_fixtures.h"
 
 using namespace rlvr::model;
@@ -128,6 +129,11 @@ TEST_CASE("rms_norm and apply_rope give the same bits for any thread count", "[m
   };
   auto one = run(1), two = run(2);
   for (size_t i = 0; i < one.size(); ++i) CHECK(at::equal(one[i], two[i]));
+  // The kernels' grain is 32,768 elements: 300 rows of 128 do split across 2 threads.
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  CHECK(parallel_chunks_threads(300, 32768 / 128) == 2);
+  at::set_num_threads(before);
 }
 
 TEST_CASE("a model through the one-pass kernels gives the fp64 model's logits and gradients", "[model][norm]") {

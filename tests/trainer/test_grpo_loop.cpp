@@ -198,6 +198,45 @@ TEST_CASE("grpo: shared-prompt packing (train.share_prompt) gives the same updat
                     Catch::Contains("train.share_prompt") && Catch::Contains("train.max_tokens_per_micro_batch"));
 }
 
+TEST_CASE("grpo: completions with zero advantage left out of the update (train.skip_zero_advantage) change nothing",
+          "[trainer][loop]") {
+  // A group whose completions all earn the same reward (here: all at the 16-token budget, the same length penalty)
+  // has advantage 0: its tokens add 0 to the loss and its gradient and count in the normaliser only. 4 Adam steps
+  // (2 epochs x 2 mini-batches) on one rollout, micro-batches of 3: as in the shared-prompt test, 5e-6.
+  for (const char* agg : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"}) {
+    const std::vector<std::string> common{"train.steps=1", "optim.eps=1e-6", std::string("algorithm.loss_agg=") + agg,
+                                          "algorithm.ppo_epochs=2", "train.mini_batches=2", "train.micro_batch_size=3"};
+    auto off = fresh(std::string("skip_off_") + agg), on = fresh(std::string("skip_on_") + agg);
+    auto ov = common;
+    ov.push_back("train.skip_zero_advantage=false");
+    trainer::run_grpo(tiny(off, ov));
+    trainer::run_grpo(tiny(on, common));
+    INFO(agg);
+    CHECK(moved_from_init(off / "checkpoints" / "step_1", tiny(off)) > 1e-4);
+    CHECK(max_param_diff(off / "checkpoints" / "step_1", on / "checkpoints" / "step_1") < 5e-6);
+    auto a = metrics_of(off), b = metrics_of(on);
+    REQUIRE(a.size() == 1);
+    REQUIRE(b.size() == 1);
+    CHECK(a[0]["update/skipped_frac"].get<double>() == 0.0);
+    CHECK(b[0]["update/skipped_frac"].get<double>() > 0.0);  // some groups did have equal rewards
+    CHECK(b[0]["update/tokens"].get<double>() < a[0]["update/tokens"].get<double>());
+    for (const char* k : {"loss/pg_loss", "loss/clip_frac_high", "loss/clip_frac_low", "grad_norm"})
+      CHECK(b[0][k].get<double>() == Approx(a[0][k].get<double>()).margin(1e-6));
+    CHECK(b[0]["loss/ratio_mean"].get<double>() == Approx(1.0).margin(0.05));  // a mean over the rows that ran
+  }
+  // Every advantage 0 (accuracy and format only, which a fresh model never earns): one row per mini-batch still
+  // runs, and the optimizer steps are those of zero gradients either way (Adam: nothing moves).
+  auto off = fresh("skip_all_off"), on = fresh("skip_all_on");
+  trainer::run_grpo(tiny(off, {"train.steps=1", "rewards.soft_overlong.weight=0", "train.skip_zero_advantage=false"}));
+  trainer::run_grpo(tiny(on, {"train.steps=1", "rewards.soft_overlong.weight=0"}));
+  CHECK(max_param_diff(off / "checkpoints" / "step_1", on / "checkpoints" / "step_1") == 0.0);
+  CHECK(metrics_of(on)[0]["update/skipped_frac"].get<double>() == Approx(15.0 / 16));
+  // A KL term in the loss is not 0 at advantage 0: nothing is left out.
+  auto kl = fresh("skip_kl");
+  trainer::run_grpo(tiny(kl, {"train.steps=1", "algorithm.kl_coef=0.05"}));
+  CHECK(metrics_of(kl)[0]["update/skipped_frac"].get<double>() == 0.0);
+}
+
 TEST_CASE("grpo: every aggregation and advantage variant runs and logs the metrics peers name", "[trainer][loop]") {
   for (const char* agg : {"seq-mean-token-mean", "seq-mean-token-sum-norm"}) {
     auto d = fresh(std::string("agg_") + agg);
