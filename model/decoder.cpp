@@ -17,6 +17,7 @@
 #include "model/decode_attention.h"
 #include "model/norm_rope_kernels.h"
 #include "model/parallel.h"
+#include "model/swiglu_kernels.h"
 
 namespace rlvr::model {
 
@@ -148,6 +149,36 @@ bool needs_graph(const at::Tensor& a, const at::Tensor& b = {}) {
   return at::GradMode::is_enabled() && (a.requires_grad() || (b.defined() && b.requires_grad()));
 }
 
+constexpr int64_t kElementGrain = 32768;  // elements per thread-split unit, as ATen's grain
+
+// g, u contiguous, same shape, fp32 CPU.
+at::Tensor swiglu_cpu(const at::Tensor& g, const at::Tensor& u) {
+  auto h = at::empty_like(g);
+  const float *gp = g.const_data_ptr<float>(), *up = u.const_data_ptr<float>();
+  float* hp = h.mutable_data_ptr<float>();
+  parallel_chunks(0, g.numel(), kElementGrain, [&](int64_t i0, int64_t i1) { swiglu_rows(gp, up, hp, i0, i1); });
+  return h;
+}
+
+struct SwigluFn : torch::autograd::Function<SwigluFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u) {
+    auto gc = g.contiguous(), uc = u.contiguous();
+    ctx->save_for_backward({gc, uc});
+    return swiglu_cpu(gc, uc);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &g = saved[0], &u = saved[1];
+    auto gh = grads[0].contiguous();
+    auto dg = at::empty_like(g), du = at::empty_like(u);
+    const float *gp = g.const_data_ptr<float>(), *up = u.const_data_ptr<float>(), *hp = gh.const_data_ptr<float>();
+    float *dgp = dg.mutable_data_ptr<float>(), *dup = du.mutable_data_ptr<float>();
+    parallel_chunks(0, g.numel(), kElementGrain,
+                    [&](int64_t i0, int64_t i1) { swiglu_backward_rows(gp, up, hp, dgp, dup, i0, i1); });
+    return {dg, du};
+  }
+};
+
 }  // namespace
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -164,6 +195,13 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) const { return rms_norm(x, weight, eps); }
+
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
+  if (cpu_fp32(gate) && cpu_fp32(up) && gate.sizes() == up.sizes() && gate.numel() > 0) {
+    return needs_graph(gate, up) ? SwigluFn::apply(gate, up) : swiglu_cpu(gate.contiguous(), up.contiguous());
+  }
+  return at::silu(gate) * up;
+}
 
 EmbeddingImpl::EmbeddingImpl(int64_t n, int64_t dim, const at::TensorOptions& o) {
   weight = register_parameter("weight", at::empty({n, dim}, o));
@@ -322,7 +360,7 @@ MlpImpl::MlpImpl(const ModelArgs& a, const at::TensorOptions& o) {
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) const {
-  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));  // [B, T, H]
+  return down_proj->forward(swiglu(gate_proj->forward(x), up_proj->forward(x)));  // [B, T, H]
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& o) {

@@ -22,6 +22,9 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 // Rotary embedding, x * cos + rotate_half(x) * sin, for x [B, T, heads, D] and tables cos/sin [B, T, D] (fp32; tables
 // that broadcast, e.g. [1, T, D], take ATen's composition). CPU fp32 runs one pass forward and backward.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// SwiGLU, silu(gate) * up, for tensors of one shape. CPU fp32 runs one pass forward and backward
+// (swiglu_kernels.h); other dtypes and devices ATen's silu and product.
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up);
 
 struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in, int64_t out, bool bias, const at::TensorOptions& o);

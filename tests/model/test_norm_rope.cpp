@@ -7,6 +7,7 @@
 #include <torch/autograd.h>
 
 #include <cmath>
+#include <limits>
 
 #include "model/causal_lm.h"
 #include "model/decoder.h"
@@ -111,6 +112,64 @@ TEST_CASE("apply_rope on CPU fp32 equals the fp64 composition in value and gradi
   // The backward is not the forward's rotation: a sign slip would be caught by the bound.
   auto wrong = apply_rope(G, cos, sin).to(at::kDouble);
   CHECK(max_excess((wrong - gx64).abs(), tol_g) > 0);
+}
+
+// SwiGLU h = g s u with s = sigmoid(g) = 1 / (1 + exp(-g)). The kernel's exp is within 2 ulp (4u) of exp's,
+// then 1 + e and the division add 2 roundings: s errs by at most 6u relative. Then:
+//  - h = (g s) u: 2 more roundings, |dh| <= 8u |g s u|;
+//  - du = gh (g s): the same, 8u |gh g s|;
+//  - dg = gh u (s B), B = 1 + g (1 - s): 1 - s errs by 6u s + u (1 - s) absolutely, so B by
+//    |g| (6u s + 2u (1 - s)) + u |B| <= 8u |g| + u |B|; s B adds 7u relative, gh u 2 roundings:
+//    |d dg| <= |gh u| s (8u |g| + 10u |B|).
+// The tolerances are twice these, plus 1e-34 absolute: below g = -87 the kernel's sigmoid is 0 or a denormal
+// (its exp is clamped at 88.7), where fp64's silu is g e^g ~ 1e-36.
+TEST_CASE("swiglu on CPU fp32 equals the fp64 composition in value and gradient", "[model][norm]") {
+  torch::manual_seed(11);
+  auto g = at::randn({301, 37}) * 4;
+  auto flat = g.view({-1});
+  const float special[] = {0.0f, -0.0f, 1e-8f, -1.2785f, 20.0f, -20.0f, 87.0f, -87.0f, 88.5f, -88.5f, 95.0f, -95.0f};
+  for (int i = 0; i < 12; ++i) flat[i] = special[i];
+  g.requires_grad_(true);
+  auto up = (at::randn({301, 37}) * 2).requires_grad_(true);
+  auto G = at::randn({301, 37});  // the loss sum(G * h)
+  auto h = swiglu(g, up);
+  CHECK(grad_fn_name(h).find("SwigluFn") != std::string::npos);  // the one-pass path ran
+  auto gr = torch::autograd::grad({(G * h).sum()}, {g, up});
+
+  auto g64 = g.detach().to(at::kDouble).requires_grad_(true), u64 = up.detach().to(at::kDouble).requires_grad_(true);
+  auto h64 = swiglu(g64, u64);
+  CHECK(grad_fn_name(h64).find("SwigluFn") == std::string::npos);  // ATen's silu and product
+  auto G64 = G.to(at::kDouble);
+  auto gr64 = torch::autograd::grad({(G64 * h64).sum()}, {g64, u64});
+
+  auto gd = g.detach().to(at::kDouble), ud = up.detach().to(at::kDouble);
+  auto s = at::sigmoid(gd), B = 1 + gd * (1 - s);
+  const double tiny = 1e-34;
+  auto tol_h = 16 * u * (gd * s * ud).abs() + tiny;
+  auto tol_du = 16 * u * (G64 * gd * s).abs() + tiny;
+  auto tol_dg = 2 * (G64 * ud).abs() * s * (8 * u * gd.abs() + 10 * u * B.abs()) + tiny;
+  CHECK(max_excess((h.detach().to(at::kDouble) - h64.detach()).abs(), tol_h) <= 0);
+  CHECK(max_excess((gr[1].to(at::kDouble) - gr64[1]).abs(), tol_du) <= 0);
+  CHECK(max_excess((gr[0].to(at::kDouble) - gr64[0]).abs(), tol_dg) <= 0);
+  CHECK(gr64[0].abs().max().item<double>() > 1);
+  // The bounds are not loose: they catch a derivative that forgets the sigmoid's own (dg = gh u s), and a value
+  // off by 64u relative.
+  CHECK(max_excess(((G64 * ud * s) - gr64[0]).abs(), tol_dg) > 0);
+  CHECK(max_excess((gd * s * ud * (1 + 64 * u) - h64.detach()).abs(), tol_h) > 0);
+  // Saturation: silu(95) = 95, silu(-95) = 0 (to fp32), and no NaN from the clamp.
+  CHECK(at::isfinite(h).all().item<bool>());
+  CHECK(at::isfinite(gr[0]).all().item<bool>());
+  // Without a graph (generation), the same values.
+  at::Tensor plain;
+  {
+    at::NoGradGuard ng;
+    plain = swiglu(g.detach(), up.detach());
+  }
+  CHECK(at::equal(plain, h.detach()));
+  // A NaN stays a NaN (a non-finite step must still be seen as one).
+  auto gn = g.detach().clone();
+  gn.view({-1})[20] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(swiglu(gn, up.detach()).view({-1})[20].item<float>()));
 }
 
 TEST_CASE("rms_norm and apply_rope give the same bits for any thread count", "[model][norm]") {
