@@ -655,7 +655,7 @@ MetricMap GrpoLoop::update(const RolloutBatch& batch, const std::vector<std::vec
     // Padding of the update's micro-batches over all ranks: padded / real tokens - 1 (0 = no padding).
     auto t = comm.all_reduce_scalars({padding.padded, padding.real}, dist::ReduceOp::sum);
     out["update/padding_ratio"] = t[1] > 0 ? t[0] / t[1] - 1.0 : 0.0;
-    out["update/tokens"] = t[1];  // real tokens of one pass over the batch (fewer with train.share_prompt)
+    out["update/tokens"] = t[1];  // real tokens of one pass that ran (fewer with share_prompt and the skip)
     auto r = comm.all_reduce_scalars({rows_left_out, rows_total}, dist::ReduceOp::sum);
     out["update/skipped_frac"] = r[1] > 0 ? r[0] / r[1] : 0.0;  // completions left out (zero advantage)
   }
