@@ -70,8 +70,10 @@ using torch::autograd::variable_list;
 // composition (bf16 needs HF's cast order, CUDA its own kernels).
 bool cpu_fp32(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
 
-// Rows per thread-split unit: ~32k elements, as ATen's grain.
-int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
+constexpr int64_t kElementGrain = 32768;  // elements per thread-split unit, as ATen's grain
+
+// Rows of n elements per thread-split unit.
+int64_t row_grain(int64_t n) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(n, 1)); }
 
 // x [.., n] contiguous -> y; rstd [rows] filled.
 at::Tensor rms_norm_cpu(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& rstd) {
@@ -148,8 +150,6 @@ struct RopeFn : torch::autograd::Function<RopeFn> {  // the tables are not diffe
 bool needs_graph(const at::Tensor& a, const at::Tensor& b = {}) {
   return at::GradMode::is_enabled() && (a.requires_grad() || (b.defined() && b.requires_grad()));
 }
-
-constexpr int64_t kElementGrain = 32768;  // elements per thread-split unit, as ATen's grain
 
 // g, u contiguous, same shape, fp32 CPU.
 at::Tensor swiglu_cpu(const at::Tensor& g, const at::Tensor& u) {
