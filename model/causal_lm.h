@@ -52,6 +52,9 @@ void check_sizes_against_checkpoint(const ModelArgs& a, const SafetensorsDir& ck
 
 struct ForwardOptions {
   bool gradient_checkpointing = false;   // recompute each layer in backward (training only)
+  // Tokens per chunk of the checkpointed backward's MLP (0: as many as keep one [tokens, intermediate] activation
+  // at 16 MB). Only the summation order of the MLP weights' gradients depends on it.
+  int64_t checkpoint_mlp_rows = 0;
   // [B] int64: compute logits only at these positions of each row; forward then returns [B, 1, V]. Prefill
   // needs the last prompt position only, and the vocabulary projection is the largest GEMM of a small model.
   at::Tensor logit_positions;
@@ -59,6 +62,10 @@ struct ForwardOptions {
   // attention_mask, for rows that pack several sequences (a shared prompt and its completions). Every query must
   // see at least one key. Training forwards only (no cache).
   at::Tensor block_mask;
+  // When set, receives the [V, H] weight the lm_head must use with the returned hidden states: lm_head.weight, or
+  // for tied embeddings an alias of embed_tokens.weight that joins the lookup's gradient to the lm_head's in one
+  // node (no second [V, H] gradient in the backward). Either is the same values as lm_head_weight().
+  at::Tensor* head_weight = nullptr;
 };
 
 class CausalLMImpl;  // torch::nn::Module holding the weights

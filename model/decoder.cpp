@@ -11,7 +11,9 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "model/decode_attention.h"
@@ -372,6 +374,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& 
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                      const at::Tensor& mask, KvCache* cache, int64_t layer) {
+  // CheckpointedLayer's backward recomputes these two halves separately: keep the two in step.
   auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, cache, layer);  // [B, T, H]
   return h + mlp(post_attention_layernorm(h));
 }
@@ -388,13 +391,93 @@ namespace {
 // Autograd Function inputs must be defined tensors: "no mask" (causal) travels as an empty tensor.
 at::Tensor as_mask(const at::Tensor& m) { return m.numel() == 0 ? at::Tensor() : m; }
 
+// Replays the forward's CUDA autocast state on the backward's thread (autocast is thread-local) while in scope.
+class AutocastReplay {
+ public:
+  AutocastReplay(bool enabled, at::ScalarType dtype)
+      : prev_(at::autocast::is_autocast_enabled(at::kCUDA)), prev_dtype_(at::autocast::get_autocast_dtype(at::kCUDA)) {
+    at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  }
+  ~AutocastReplay() {
+    at::autocast::set_autocast_enabled(at::kCUDA, prev_);
+    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+  }
+  AutocastReplay(const AutocastReplay&) = delete;
+  AutocastReplay& operator=(const AutocastReplay&) = delete;
+
+ private:
+  bool prev_;
+  at::ScalarType prev_dtype_;
+};
+
+// Elements of one [rows, intermediate] MLP activation that the checkpointed backward holds at once (16 MB fp32).
+constexpr int64_t kMlpChunkElements = int64_t{1} << 22;
+
+// Gradients of the parameters that require them, keyed by tensor; fp32 sums of the chunks' parts.
+using ParamGrads = std::unordered_map<const c10::TensorImpl*, at::Tensor>;
+
+void add_grad(ParamGrads& grads, const at::Tensor& param, at::Tensor g) {
+  if (!g.defined()) return;
+  if (g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
+  auto [it, fresh] = grads.try_emplace(param.unsafeGetTensorImpl(), g);  // g is a fresh tensor: safe to add into
+  if (!fresh) it->second.add_(g);
+}
+
+// The MLP half of a checkpointed layer's backward: h [.., H] is the post-attention residual (detached), dout the
+// layer's output gradient. Returns d(mlp(norm(h)))/dh and adds the norm's and the three projections' gradients
+// into grads. Row chunks of kMlpChunkElements / intermediate tokens: per chunk it recomputes the norm, gate, up
+// and SwiGLU (not the down projection, whose output the backward never reads) and backpropagates at once, so
+// no [tokens, intermediate] activation or gradient exists whole. A micro-batch within one chunk runs the same
+// operations as autograd through the whole layer would.
+at::Tensor mlp_backward_chunked(DecoderLayerImpl& layer, const at::Tensor& h, const at::Tensor& dout,
+                                int64_t chunk_rows, bool autocast, at::ScalarType autocast_dtype, ParamGrads& grads) {
+  auto& mlp = *layer.mlp;
+  RLVR_CHECK(!mlp.down_proj->bias.defined(), "mlp_backward_chunked: down_proj has no bias in any supported model");
+  const auto& norm_w = layer.post_attention_layernorm->weight;
+  const auto &wg = mlp.gate_proj->weight, &wu = mlp.up_proj->weight, &wd = mlp.down_proj->weight;
+  const int64_t H = h.size(-1), N = h.numel() / H, I = wg.size(0);
+  const int64_t chunks = chunk_rows > 0 ? (N + chunk_rows - 1) / chunk_rows
+                                        : std::max<int64_t>(1, (N * I + kMlpChunkElements - 1) / kMlpChunkElements);
+  const int64_t rows = std::max<int64_t>(1, (N + chunks - 1) / chunks);
+  auto hf = h.reshape({N, H}), gf = dout.reshape({N, H});
+  auto dh = at::empty_like(hf);  // [N, H]
+  std::vector<at::Tensor> wrt_w;  // the weights the chunk's autograd differentiates: norm, gate, up
+  for (const auto* w : {&norm_w, &wg, &wu})
+    if (w->requires_grad()) wrt_w.push_back(*w);
+  for (int64_t r0 = 0; r0 < N; r0 += rows) {
+    const int64_t n = std::min(rows, N - r0);
+    auto hc = hf.narrow(0, r0, n).detach().requires_grad_(true);  // [n, H]
+    at::Tensor a;                                                  // [n, I]: silu(gate) * up
+    {
+      at::AutoGradMode grad(true);
+      AutocastReplay replay(autocast, autocast_dtype);
+      auto x = layer.post_attention_layernorm->forward(hc);
+      a = swiglu(mlp.gate_proj->forward(x), mlp.up_proj->forward(x));
+    }
+    // down_proj by hand: out = a @ wd^T in a's dtype (autocast's bf16 included), so da = go @ wd, dwd = go^T @ a.
+    auto go = gf.narrow(0, r0, n).to(a.scalar_type());  // [n, H]
+    auto da = go.mm(wd.to(a.scalar_type()));            // [n, I]
+    if (wd.requires_grad()) add_grad(grads, wd, go.t().mm(a));
+    std::vector<at::Tensor> wrt{hc};
+    wrt.insert(wrt.end(), wrt_w.begin(), wrt_w.end());
+    auto g = torch::autograd::grad({a}, wrt, {da}, /*retain_graph=*/false, /*create_graph=*/false,
+                                   /*allow_unused=*/true);
+    dh.narrow(0, r0, n).copy_(g[0]);
+    for (size_t i = 0; i < wrt_w.size(); ++i) add_grad(grads, wrt_w[i], g[i + 1]);
+  }
+  return dh.view(h.sizes());
+}
+
 // Recomputes one decoder layer in backward instead of keeping its activations. inputs = {x, cos, sin, mask,
-// layer parameters...}; the parameters are inputs so that their gradients flow through this node.
+// layer parameters...}; the parameters are inputs so that their gradients flow through this node. The backward
+// recomputes the attention half with a graph and runs the MLP half chunk by chunk (mlp_backward_chunked).
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
-                                                at::TensorList inputs, int64_t layer_ptr) {
+                                                at::TensorList inputs, int64_t layer_ptr, int64_t mlp_rows) {
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
     ctx->saved_data["layer"] = layer_ptr;
+    ctx->saved_data["mlp_rows"] = mlp_rows;
     // Autocast is thread-local and backward runs on another thread: record it to replay the same math.
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(at::kCUDA);
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(at::kCUDA));
@@ -406,29 +489,42 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
                                                  torch::autograd::variable_list grad_out) {
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
     auto saved = ctx->get_saved_variables();
-    auto x = saved[0].detach().requires_grad_(true);
     auto params = layer->parameters();
-    at::Tensor out;
+    torch::autograd::variable_list result(4 + params.size() + 2);  // x, cos, sin, mask, params, layer_ptr, mlp_rows
+    if (!grad_out[0].defined()) return result;
+    const bool ac = ctx->saved_data["autocast"].toBool();
+    const auto ac_dtype = static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt());
+    auto x = saved[0].detach().requires_grad_(true);
+    at::Tensor h;  // [B, T, H]: x + attention(norm(x)), with its graph
     {
       at::AutoGradMode grad(true);
-      const bool ac = ctx->saved_data["autocast"].toBool();
-      const bool prev = at::autocast::is_autocast_enabled(at::kCUDA);
-      const auto prev_dtype = at::autocast::get_autocast_dtype(at::kCUDA);
-      at::autocast::set_autocast_enabled(at::kCUDA, ac);
-      at::autocast::set_autocast_dtype(at::kCUDA,
-                                       static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
-      out = layer->forward(x, saved[1], saved[2], as_mask(saved[3]), nullptr, 0);
-      at::autocast::set_autocast_enabled(at::kCUDA, prev);
-      at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype);
-      if (ac) at::autocast::clear_cache();
+      AutocastReplay replay(ac, ac_dtype);
+      h = x + layer->self_attn->forward(layer->input_layernorm(x), saved[1], saved[2], as_mask(saved[3]), nullptr, 0);
     }
+    ParamGrads grads;
+    auto dh = mlp_backward_chunked(*layer, h.detach(), grad_out[0], ctx->saved_data["mlp_rows"].toInt(), ac, ac_dtype,
+                                   grads).add_(grad_out[0]);
     std::vector<at::Tensor> wrt{x};
-    wrt.insert(wrt.end(), params.begin(), params.end());
-    auto g = torch::autograd::grad({out}, wrt, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+    const auto mlp_params = [&] {  // differentiated above
+      std::vector<const c10::TensorImpl*> v{layer->post_attention_layernorm->weight.unsafeGetTensorImpl()};
+      for (const auto& p : layer->mlp->parameters()) v.push_back(p.unsafeGetTensorImpl());
+      return v;
+    }();
+    for (const auto& p : params) {
+      if (p.requires_grad() &&
+          std::find(mlp_params.begin(), mlp_params.end(), p.unsafeGetTensorImpl()) == mlp_params.end())
+        wrt.push_back(p);
+    }
+    auto g = torch::autograd::grad({h}, wrt, {dh}, /*retain_graph=*/false, /*create_graph=*/false,
                                    /*allow_unused=*/true);
-    torch::autograd::variable_list result{g[0], at::Tensor(), at::Tensor(), at::Tensor()};
-    result.insert(result.end(), g.begin() + 1, g.end());
-    result.emplace_back();  // layer_ptr
+    if (ac) at::autocast::clear_cache();
+    result[0] = g[0];
+    for (size_t i = 1; i < wrt.size(); ++i) grads.try_emplace(wrt[i].unsafeGetTensorImpl(), g[i]);
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto it = grads.find(params[i].unsafeGetTensorImpl());
+      if (it == grads.end() || !it->second.defined()) continue;
+      result[4 + i] = it->second.to(params[i].scalar_type());
+    }
     return result;
   }
 };
@@ -461,6 +557,42 @@ bool right_padded(const at::Tensor& attention_mask) {  // [B, T]
   return m.narrow(1, 1, T - 1).le(m.narrow(1, 0, T - 1)).all().item<bool>();  // never 0 then 1
 }
 
+// A tied embedding's lookup and its use as the lm_head in one autograd node: inputs {weight, ids}, outputs
+// {embedded [B, T, H], weight (the alias the lm_head uses)}. Its backward runs once both gradients are in, and adds
+// the lookup's rows into the lm_head's dense [V, H] gradient in place, where autograd would form the lookup's own
+// dense [V, H] gradient and add the two (one [V, H] temporary: 544 MB for Qwen2.5-0.5B in fp32). The rows are
+// summed per distinct id first (embedding_dense_backward over the distinct ids: sorted, so deterministic on CUDA
+// too), then added at distinct rows.
+struct TiedEmbeddingFn : torch::autograd::Function<TiedEmbeddingFn> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& ids) {
+    ctx->save_for_backward({ids});
+    ctx->saved_data["rows"] = weight.size(0);
+    return {at::embedding(weight, ids), weight};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto ids = ctx->get_saved_variables()[0].reshape({-1});  // [N]
+    const int64_t V = ctx->saved_data["rows"].toInt();
+    at::Tensor ge = grads[0], gw = std::move(grads[1]);  // [.., H], [V, H]
+    if (!ge.defined()) return {gw, at::Tensor()};
+    const int64_t H = ge.size(-1);
+    ge = ge.reshape({-1, H});  // [N, H]
+    // In place only into a dense gradient that nothing else holds: its one other reference is the custom-function
+    // wrapper's copy of this node's inputs.
+    const bool reuse = gw.defined() && gw.layout() == at::kStrided && gw.is_contiguous() &&
+                       gw.sizes() == at::IntArrayRef{V, H} && !gw.is_inference() && gw.use_count() <= 2 &&
+                       gw.storage().use_count() == 1;
+    if (!reuse) {
+      auto dense = at::embedding_dense_backward(ge, ids, V, /*padding_idx=*/-1, /*scale_grad_by_freq=*/false);
+      return {gw.defined() ? gw + dense : dense, at::Tensor()};
+    }
+    auto [distinct, inverse] = at::_unique(ids, /*sorted=*/true, /*return_inverse=*/true);  // [U], [N]
+    auto rows = at::embedding_dense_backward(ge, inverse, distinct.size(0), -1, false);   // [U, H]
+    gw.index_add_(0, distinct, rows.to(gw.scalar_type()));
+    return {gw, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& positions,
@@ -487,7 +619,16 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& posi
     auto am = attention_mask.to(dev);
     if (!right_padded(am)) mask = training_attention_mask(am);  // [B, 1, T, T]
   }
-  auto h = at::embedding(model->embed_tokens->weight, tok);  // [B, T, H]
+  at::Tensor h;  // [B, T, H]
+  const auto& E = model->embed_tokens->weight;
+  if (!lm_head && opts.head_weight != nullptr && at::GradMode::is_enabled() && E.requires_grad()) {
+    auto out = TiedEmbeddingFn::apply(E, tok);
+    h = out[0];
+    *opts.head_weight = out[1];
+  } else {
+    h = at::embedding(E, tok);
+    if (opts.head_weight != nullptr) *opts.head_weight = lm_head_weight();
+  }
   const bool ckpt = opts.gradient_checkpointing && cache == nullptr && at::GradMode::is_enabled();
   for (size_t i = 0; i < layer_list.size(); ++i) {
     auto& layer = layer_list[i];
@@ -495,7 +636,8 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& posi
       torch::autograd::variable_list in{h, cos, sin, mask.defined() ? mask : at::empty({0}, at::kBool)};
       for (auto& p : layer->parameters()) in.push_back(p);
       // A TensorList (not a std::vector) so that autograd sees each tensor as an input of the node.
-      h = CheckpointedLayer::apply(at::TensorList(in), reinterpret_cast<int64_t>(layer.get()))[0];
+      h = CheckpointedLayer::apply(at::TensorList(in), reinterpret_cast<int64_t>(layer.get()),
+                                   opts.checkpoint_mlp_rows)[0];
     } else {
       h = layer->forward(h, cos, sin, mask, cache, static_cast<int64_t>(i));
     }

@@ -159,9 +159,10 @@ ScoredTokens scored_tokens(model::CausalLM& model, const PackedBatch& b, bool gr
   model::ForwardOptions fo;
   fo.gradient_checkpointing = gradient_checkpointing;
   fo.block_mask = b.block_mask;
+  ScoredTokens st;
+  fo.head_weight = &st.head_weight;
   auto h = model.forward_hidden(b.tokens, b.positions, b.attn_mask, fo);  // [R, T, H]
   const int64_t R = h.size(0), T = h.size(1), Hd = h.size(2);
-  ScoredTokens st;
   st.B = b.resp_index.size(0), st.L = b.resp_index.size(1);
   const int64_t BL = st.B * st.L;
   // Only real response tokens reach the lm_head: N = their count, rows picked from the flattened batch.
@@ -183,7 +184,7 @@ model::LmHeadLogprobOptions response_head_options(double temperature, bool want_
 ResponseLogprobs response_logprobs(model::CausalLM& model, const PackedBatch& b, double temperature,
                                    bool want_entropy, bool grad_entropy, bool gradient_checkpointing) {
   auto st = scored_tokens(model, b, gradient_checkpointing);
-  auto r = model::lm_head_logprobs(st.hidden, model.lm_head_weight(), st.target,
+  auto r = model::lm_head_logprobs(st.hidden, st.head_weight, st.target,
                                    response_head_options(temperature, want_entropy));
   ResponseLogprobs out;
   out.logp = st.scatter(r.logp);  // [B, L], 0 at padding

@@ -53,6 +53,7 @@ struct ScoredTokens {
   at::Tensor hidden;  // [N, H] (differentiable)
   at::Tensor target;  // [N] int64
   at::Tensor index;   // [N] int64 into the flattened [B * L]
+  at::Tensor head_weight;  // [V, H]: the lm_head weight to score hidden with (ForwardOptions::head_weight)
   int64_t B = 0, L = 0;
   at::Tensor scatter(const at::Tensor& rows) const;  // [N] -> [B, L], 0 at the unscored positions
 };

@@ -42,7 +42,8 @@ struct ModelConfig {
     v.field("path", path, "HF checkpoint directory, or builtin:tiny (a small model of ours, no download)");
     v.field("tokenizer", tokenizer, "tokenizer directory; empty = model.path");
     v.field("dtype", dtype, "compute dtype of the working weights: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; the optimizer always keeps fp32 masters, moments and grads");
-    v.field("gradient_checkpointing", gradient_checkpointing, "recompute activations in backward");
+    v.field("gradient_checkpointing", gradient_checkpointing,
+            "recompute each decoder layer in backward (its MLP over chunks of tokens) instead of keeping it");
     v.field("chat_template", chat_template, "none | chatml | qwen2.5 | qwen3 | qwen3-nothink | llama3 | a raw string with {prompt}");
     v.field("ref_path", ref_path, "reference model for KL; empty = model.path; loaded only when kl_coef != 0");
   }

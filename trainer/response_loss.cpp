@@ -16,7 +16,7 @@ FusedResponseLoss fused_response_loss(model::CausalLM& model, const PackedBatch&
   model::TokenLossGrad rows_grad = [&](int64_t first, const at::Tensor& logp, const at::Tensor& entropy) {
     return grad(index.narrow(0, first, logp.size(0)), logp, entropy);
   };
-  auto r = model::lm_head_fused_loss(st.hidden, model.lm_head_weight(), st.target,
+  auto r = model::lm_head_fused_loss(st.hidden, st.head_weight, st.target,
                                      response_head_options(temperature, want_entropy), rows_grad);
   FusedResponseLoss out;
   out.carrier = r.carrier;
