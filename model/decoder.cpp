@@ -445,6 +445,7 @@ at::Tensor mlp_backward_chunked(DecoderLayerImpl& layer, const at::Tensor& h, co
   std::vector<at::Tensor> wrt_w;  // the weights the chunk's autograd differentiates: norm, gate, up
   for (const auto* w : {&norm_w, &wg, &wu})
     if (w->requires_grad()) wrt_w.push_back(*w);
+  at::Tensor wd_act;  // down_proj's weight in the activation dtype (cast once)
   for (int64_t r0 = 0; r0 < N; r0 += rows) {
     const int64_t n = std::min(rows, N - r0);
     auto hc = hf.narrow(0, r0, n).detach().requires_grad_(true);  // [n, H]
@@ -456,8 +457,9 @@ at::Tensor mlp_backward_chunked(DecoderLayerImpl& layer, const at::Tensor& h, co
       a = swiglu(mlp.gate_proj->forward(x), mlp.up_proj->forward(x));
     }
     // down_proj by hand: out = a @ wd^T in a's dtype (autocast's bf16 included), so da = go @ wd, dwd = go^T @ a.
+    if (!wd_act.defined()) wd_act = wd.to(a.scalar_type());
     auto go = gf.narrow(0, r0, n).to(a.scalar_type());  // [n, H]
-    auto da = go.mm(wd.to(a.scalar_type()));            // [n, I]
+    auto da = go.mm(wd_act);                            // [n, I]
     if (wd.requires_grad()) add_grad(grads, wd, go.t().mm(a));
     std::vector<at::Tensor> wrt{hc};
     wrt.insert(wrt.end(), wrt_w.begin(), wrt_w.end());
@@ -504,17 +506,10 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ParamGrads grads;
     auto dh = mlp_backward_chunked(*layer, h.detach(), grad_out[0], ctx->saved_data["mlp_rows"].toInt(), ac, ac_dtype,
                                    grads).add_(grad_out[0]);
-    std::vector<at::Tensor> wrt{x};
-    const auto mlp_params = [&] {  // differentiated above
-      std::vector<const c10::TensorImpl*> v{layer->post_attention_layernorm->weight.unsafeGetTensorImpl()};
-      for (const auto& p : layer->mlp->parameters()) v.push_back(p.unsafeGetTensorImpl());
-      return v;
-    }();
-    for (const auto& p : params) {
-      if (p.requires_grad() &&
-          std::find(mlp_params.begin(), mlp_params.end(), p.unsafeGetTensorImpl()) == mlp_params.end())
-        wrt.push_back(p);
-    }
+    std::vector<at::Tensor> wrt{x};  // x and the attention half's parameters
+    for (const auto& p : layer->self_attn->parameters())
+      if (p.requires_grad()) wrt.push_back(p);
+    if (layer->input_layernorm->weight.requires_grad()) wrt.push_back(layer->input_layernorm->weight);
     auto g = torch::autograd::grad({h}, wrt, {dh}, /*retain_graph=*/false, /*create_graph=*/false,
                                    /*allow_unused=*/true);
     if (ac) at::autocast::clear_cache();

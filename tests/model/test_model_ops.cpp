@@ -199,15 +199,16 @@ TEST_CASE("the tied lm_head alias gives the embedding the gradient of both uses"
     auto mask = at::ones({2, 6}, at::kLong);
     for (bool ckpt : {false, true}) {
       CAPTURE(tied, ckpt);
-      auto grads = [&](bool alias) {
+      // alias: 0 the plain route; 1 the alias; 2 the alias asked for but unused (the lookup's dense gradient).
+      auto grads = [&](int alias) {
         for (auto& p : lm->parameters()) p.mutable_grad() = at::Tensor();
         for (int pass = 0; pass < 2; ++pass) {
           ForwardOptions o;
           o.gradient_checkpointing = ckpt;
           at::Tensor w;
-          if (alias) o.head_weight = &w;
+          if (alias > 0) o.head_weight = &w;
           auto h = lm->forward_hidden(ids, at::Tensor(), mask, o).reshape({12, args.hidden_size});
-          if (!alias) w = lm->lm_head_weight();
+          if (alias != 1) w = lm->lm_head_weight();
           CHECK(at::equal(w, lm->lm_head_weight()));
           auto lp = lm_head_logprobs(h, w, ids.reshape({12}).roll(1)).logp;
           (lp * at::arange(1, 13, at::kFloat)).sum().backward();
@@ -216,12 +217,13 @@ TEST_CASE("the tied lm_head alias gives the embedding the gradient of both uses"
         for (auto& p : lm->parameters()) g.push_back(p.grad().clone());
         return g;
       };
-      auto plain = grads(false), joined = grads(true);
+      auto plain = grads(0), joined = grads(1), unused = grads(2);
       for (size_t i = 0; i < plain.size(); ++i) {
         CAPTURE(i);
         const double scale = plain[i].abs().max().item<double>();
         CHECK(scale > 0);
         CHECK((plain[i] - joined[i]).abs().max().item<double>() <= 1e-6 * scale);
+        CHECK((plain[i] - unused[i]).abs().max().item<double>() <= 1e-6 * scale);
       }
     }
   }
