@@ -15,4 +15,10 @@ void tune_host_allocator() {
 #endif
 }
 
+void release_free_host_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace rlvr

@@ -52,9 +52,11 @@ void check_sizes_against_checkpoint(const ModelArgs& a, const SafetensorsDir& ck
 
 struct ForwardOptions {
   bool gradient_checkpointing = false;   // recompute each layer in backward (training only)
-  // Tokens per chunk of the checkpointed backward's MLP (0: as many as keep one [tokens, intermediate] activation
-  // at 16 MB). Only the summation order of the MLP weights' gradients depends on it.
-  int64_t checkpoint_mlp_rows = 0;
+  // Tokens per chunk of the MLP wherever its activations are not kept for a backward: forwards without grad mode
+  // (the checkpointed layers' included) and the checkpointed backward (0: as many as keep one
+  // [tokens, intermediate] activation within 2^21 elements on CPU, 2^26 on CUDA). Only rounding (row blocks of
+  // the GEMMs, the summation order of the MLP weights' gradients) depends on it.
+  int64_t mlp_chunk_rows = 0;
   // [B] int64: compute logits only at these positions of each row; forward then returns [B, 1, V]. Prefill
   // needs the last prompt position only, and the vocabulary projection is the largest GEMM of a small model.
   at::Tensor logit_positions;

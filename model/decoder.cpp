@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/host_memory.h"
 #include "model/decode_attention.h"
 #include "model/norm_rope_kernels.h"
 #include "model/parallel.h"
@@ -361,8 +362,43 @@ MlpImpl::MlpImpl(const ModelArgs& a, const at::TensorOptions& o) {
   down_proj = register_module("down_proj", Linear(a.intermediate_size, a.hidden_size, false, o));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) const {
-  return down_proj->forward(swiglu(gate_proj->forward(x), up_proj->forward(x)));  // [B, T, H]
+namespace {
+
+// Elements of one [rows, intermediate] MLP activation held at once where nothing keeps the activations for a
+// backward (no-grad forwards, the checkpointed backward). CPU: 8 MB fp32 (431 tokens of Qwen2.5-0.5B), GEMMs of a
+// few hundred rows lose nothing there. CUDA: 2^26 (128 MB bf16, 3,542 tokens of a 7B), so that the GEMMs stay
+// large enough for the GPU (untested: no GPU has run it).
+int64_t mlp_chunk_elements(const at::Device& device) { return device.is_cpu() ? int64_t{1} << 21 : int64_t{1} << 26; }
+
+// Rows per chunk for n_rows tokens of an MLP with intermediate size I: chunk_rows when positive, else as many as
+// keep one activation within mlp_chunk_elements, balanced so that the last chunk is not much shorter.
+int64_t mlp_chunk_rows(int64_t n_rows, int64_t I, int64_t chunk_rows, const at::Device& device) {
+  const int64_t budget = mlp_chunk_elements(device);
+  const int64_t chunks = chunk_rows > 0 ? (n_rows + chunk_rows - 1) / chunk_rows
+                                        : std::max<int64_t>(1, (n_rows * I + budget - 1) / budget);
+  return std::max<int64_t>(1, (n_rows + chunks - 1) / chunks);
+}
+
+}  // namespace
+
+at::Tensor MlpImpl::forward(const at::Tensor& x, int64_t chunk_rows) const {
+  auto mlp = [&](const at::Tensor& in) {
+    return down_proj->forward(swiglu(gate_proj->forward(in), up_proj->forward(in)));
+  };
+  const int64_t H = x.size(-1), N = H > 0 ? x.numel() / H : 0;
+  const int64_t rows =
+      at::GradMode::is_enabled() ? N : mlp_chunk_rows(N, gate_proj->weight.size(0), chunk_rows, x.device());
+  if (rows >= N) return mlp(x);  // [B, T, H]
+  // No graph to keep: one chunk of tokens at a time, so no [tokens, intermediate] activation exists whole.
+  auto xf = x.reshape({N, H});
+  at::Tensor out;  // [N, H], in the dtype the first chunk comes out in (autocast's included)
+  for (int64_t r0 = 0; r0 < N; r0 += rows) {
+    const int64_t n = std::min(rows, N - r0);
+    auto y = mlp(xf.narrow(0, r0, n));  // [n, H]
+    if (!out.defined()) out = at::empty({N, y.size(1)}, y.options());
+    out.narrow(0, r0, n).copy_(y);
+  }
+  return out.view(x.sizes());
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& o) {
@@ -373,10 +409,10 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& 
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                     const at::Tensor& mask, KvCache* cache, int64_t layer) {
+                                     const at::Tensor& mask, KvCache* cache, int64_t layer, int64_t mlp_rows) {
   // CheckpointedLayer's backward recomputes these two halves separately: keep the two in step.
   auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, cache, layer);  // [B, T, H]
-  return h + mlp(post_attention_layernorm(h));
+  return h + mlp->forward(post_attention_layernorm(h), mlp_rows);
 }
 
 BackboneImpl::BackboneImpl(const ModelArgs& a, const at::TensorOptions& o) {
@@ -411,9 +447,6 @@ class AutocastReplay {
   at::ScalarType prev_dtype_;
 };
 
-// Elements of one [rows, intermediate] MLP activation that the checkpointed backward holds at once (16 MB fp32).
-constexpr int64_t kMlpChunkElements = int64_t{1} << 22;
-
 // Gradients of the parameters that require them, keyed by tensor; fp32 sums of the chunks' parts.
 using ParamGrads = std::unordered_map<const c10::TensorImpl*, at::Tensor>;
 
@@ -424,49 +457,79 @@ void add_grad(ParamGrads& grads, const at::Tensor& param, at::Tensor g) {
   if (!fresh) it->second.add_(g);
 }
 
+// grads[param] += a @ b where param requires a gradient: in fp32 operands one GEMM into the sum in place (no
+// [out, in] temporary), else the product in the operands' dtype, then added in fp32.
+void add_mm_grad(ParamGrads& grads, const at::Tensor& param, const at::Tensor& a, const at::Tensor& b) {
+  if (!param.requires_grad()) return;
+  auto it = grads.find(param.unsafeGetTensorImpl());
+  if (it != grads.end() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat) {
+    it->second.addmm_(a, b);
+    return;
+  }
+  add_grad(grads, param, a.mm(b));
+}
+
 // The MLP half of a checkpointed layer's backward: h [.., H] is the post-attention residual (detached), dout the
 // layer's output gradient. Returns d(mlp(norm(h)))/dh and adds the norm's and the three projections' gradients
-// into grads. Row chunks of kMlpChunkElements / intermediate tokens: per chunk it recomputes the norm, gate, up
-// and SwiGLU (not the down projection, whose output the backward never reads) and backpropagates at once, so
-// no [tokens, intermediate] activation or gradient exists whole. A micro-batch within one chunk runs the same
-// operations as autograd through the whole layer would.
+// into grads. Row chunks of mlp_chunk_rows tokens, so no [tokens, intermediate] activation or gradient exists
+// whole. Per chunk: the norm with a graph; gate and up through the modules (autocast's dtype included) without
+// one; then by hand, in the dtype gate and up came out in: down_proj's two gradients (its forward GEMM, whose
+// output the backward never reads, is not rerun), SwiGLU's backward (over gate's output and SwiGLU's output
+// gradient, so a chunk holds three [rows, intermediate] tensors at most), gate's and up's gradients. The weights'
+// gradients are summed in fp32 (in place where fp32); autograd runs only through the norm.
 at::Tensor mlp_backward_chunked(DecoderLayerImpl& layer, const at::Tensor& h, const at::Tensor& dout,
                                 int64_t chunk_rows, bool autocast, at::ScalarType autocast_dtype, ParamGrads& grads) {
   auto& mlp = *layer.mlp;
-  RLVR_CHECK(!mlp.down_proj->bias.defined(), "mlp_backward_chunked: down_proj has no bias in any supported model");
+  RLVR_CHECK(!mlp.down_proj->bias.defined() && !mlp.gate_proj->bias.defined() && !mlp.up_proj->bias.defined(),
+             "mlp_backward_chunked: the MLP has no bias in any supported model");
   const auto& norm_w = layer.post_attention_layernorm->weight;
   const auto &wg = mlp.gate_proj->weight, &wu = mlp.up_proj->weight, &wd = mlp.down_proj->weight;
-  const int64_t H = h.size(-1), N = h.numel() / H, I = wg.size(0);
-  const int64_t chunks = chunk_rows > 0 ? (N + chunk_rows - 1) / chunk_rows
-                                        : std::max<int64_t>(1, (N * I + kMlpChunkElements - 1) / kMlpChunkElements);
-  const int64_t rows = std::max<int64_t>(1, (N + chunks - 1) / chunks);
+  const int64_t H = h.size(-1), N = h.numel() / H;
+  const int64_t rows = mlp_chunk_rows(N, wg.size(0), chunk_rows, h.device());
   auto hf = h.reshape({N, H}), gf = dout.reshape({N, H});
   auto dh = at::empty_like(hf);  // [N, H]
-  std::vector<at::Tensor> wrt_w;  // the weights the chunk's autograd differentiates: norm, gate, up
-  for (const auto* w : {&norm_w, &wg, &wu})
-    if (w->requires_grad()) wrt_w.push_back(*w);
-  at::Tensor wd_act;  // down_proj's weight in the activation dtype (cast once)
+  std::vector<at::Tensor> wrt{at::Tensor()};  // the chunk's input, then the norm's weight if it needs a gradient
+  if (norm_w.requires_grad()) wrt.push_back(norm_w);
+  at::Tensor wg_act, wu_act, wd_act;  // the three weights in the GEMMs' dtype (cast once)
   for (int64_t r0 = 0; r0 < N; r0 += rows) {
     const int64_t n = std::min(rows, N - r0);
-    auto hc = hf.narrow(0, r0, n).detach().requires_grad_(true);  // [n, H]
-    at::Tensor a;                                                  // [n, I]: silu(gate) * up
+    wrt[0] = hf.narrow(0, r0, n).detach().requires_grad_(true);  // [n, H]
+    at::Tensor x, g, u;                                           // [n, H] with the norm's graph; [n, I] twice
     {
       at::AutoGradMode grad(true);
       AutocastReplay replay(autocast, autocast_dtype);
-      auto x = layer.post_attention_layernorm->forward(hc);
-      a = swiglu(mlp.gate_proj->forward(x), mlp.up_proj->forward(x));
+      x = layer.post_attention_layernorm->forward(wrt[0]);
+      at::NoGradGuard no_graph;
+      g = mlp.gate_proj->forward(x).contiguous();
+      u = mlp.up_proj->forward(x).contiguous();
     }
-    // down_proj by hand: out = a @ wd^T in a's dtype (autocast's bf16 included), so da = go @ wd, dwd = go^T @ a.
-    if (!wd_act.defined()) wd_act = wd.to(a.scalar_type());
-    auto go = gf.narrow(0, r0, n).to(a.scalar_type());  // [n, H]
-    auto da = go.mm(wd_act);                            // [n, I]
-    if (wd.requires_grad()) add_grad(grads, wd, go.t().mm(a));
-    std::vector<at::Tensor> wrt{hc};
-    wrt.insert(wrt.end(), wrt_w.begin(), wrt_w.end());
-    auto g = torch::autograd::grad({a}, wrt, {da}, /*retain_graph=*/false, /*create_graph=*/false,
-                                   /*allow_unused=*/true);
-    dh.narrow(0, r0, n).copy_(g[0]);
-    for (size_t i = 0; i < wrt_w.size(); ++i) add_grad(grads, wrt_w[i], g[i + 1]);
+    const auto act = g.scalar_type();
+    if (!wd_act.defined()) wg_act = wg.to(act), wu_act = wu.to(act), wd_act = wd.to(act);
+    auto go = gf.narrow(0, r0, n).to(act);  // [n, H]
+    add_mm_grad(grads, wd, go.t(), swiglu(g, u));  // d down_proj.weight = go^T silu(g) u; SwiGLU's output dies here
+    auto dg = go.mm(wd_act);  // [n, I]: SwiGLU's output gradient, then (over it) gate's output gradient
+    at::Tensor du;            // [n, I]: up's output gradient
+    if (cpu_fp32(g) && cpu_fp32(u) && cpu_fp32(dg)) {
+      float *gp = g.mutable_data_ptr<float>(), *dgp = dg.mutable_data_ptr<float>();
+      const float* up = u.const_data_ptr<float>();
+      parallel_chunks(0, g.numel(), kElementGrain,
+                      [&](int64_t i0, int64_t i1) { swiglu_backward_inplace_rows(gp, up, dgp, i0, i1); });
+      du = std::move(g);  // g's buffer now holds du
+    } else {              // as silu_backward: in fp32, rounded once to the activation dtype
+      auto gf32 = g.to(at::kFloat), sg = at::sigmoid(gf32), da32 = dg.to(at::kFloat);
+      du = (da32 * gf32 * sg).to(act);
+      dg = (da32 * u.to(at::kFloat) * sg * (1 + gf32 * (1 - sg))).to(act);
+    }
+    g.reset(), u.reset();
+    auto xa = x.detach().to(act);
+    add_mm_grad(grads, wg, dg.t(), xa);          // d gate_proj.weight = dg^T x
+    add_mm_grad(grads, wu, du.t(), xa);          // d up_proj.weight = du^T x
+    auto dx = dg.mm(wg_act).addmm_(du, wu_act);  // [n, H]
+    dg.reset(), du.reset();
+    auto gr = torch::autograd::grad({x}, wrt, {dx.to(x.scalar_type())}, /*retain_graph=*/false,
+                                    /*create_graph=*/false, /*allow_unused=*/true);
+    dh.narrow(0, r0, n).copy_(gr[0]);
+    if (wrt.size() > 1) add_grad(grads, norm_w, gr[1]);
   }
   return dh.view(h.sizes());
 }
@@ -484,7 +547,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(at::kCUDA);
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(at::kCUDA));
     ctx->save_for_backward({inputs[0], inputs[1], inputs[2], inputs[3]});
-    return {layer->forward(inputs[0], inputs[1], inputs[2], as_mask(inputs[3]), nullptr, 0)};
+    return {layer->forward(inputs[0], inputs[1], inputs[2], as_mask(inputs[3]), nullptr, 0, mlp_rows)};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -494,6 +557,8 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     auto params = layer->parameters();
     torch::autograd::variable_list result(4 + params.size() + 2);  // x, cos, sin, mask, params, layer_ptr, mlp_rows
     if (!grad_out[0].defined()) return result;
+    // What the layers above freed from the heaps stays resident otherwise (host memory: CPU training only).
+    if (saved[0].device().is_cpu()) release_free_host_memory();
     const bool ac = ctx->saved_data["autocast"].toBool();
     const auto ac_dtype = static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt());
     auto x = saved[0].detach().requires_grad_(true);
@@ -632,9 +697,9 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& tokens, const at::Tensor& posi
       for (auto& p : layer->parameters()) in.push_back(p);
       // A TensorList (not a std::vector) so that autograd sees each tensor as an input of the node.
       h = CheckpointedLayer::apply(at::TensorList(in), reinterpret_cast<int64_t>(layer.get()),
-                                   opts.checkpoint_mlp_rows)[0];
+                                   opts.mlp_chunk_rows)[0];
     } else {
-      h = layer->forward(h, cos, sin, mask, cache, static_cast<int64_t>(i));
+      h = layer->forward(h, cos, sin, mask, cache, static_cast<int64_t>(i), opts.mlp_chunk_rows);
     }
   }
   if (opts.logit_positions.defined()) {  // [B] -> h [B, 1, H]

@@ -64,7 +64,9 @@ TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(const ModelArgs& a, const at::TensorOptions& o);
-  at::Tensor forward(const at::Tensor& x) const;  // down(silu(gate(x)) * up(x))
+  // down(silu(gate(x)) * up(x)). Without grad mode, over chunks of chunk_rows tokens (0: ForwardOptions'
+  // mlp_chunk_rows default), so that no whole activation exists at once.
+  at::Tensor forward(const at::Tensor& x, int64_t chunk_rows = 0) const;
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Mlp);
@@ -72,7 +74,7 @@ TORCH_MODULE(Mlp);
 struct DecoderLayerImpl : torch::nn::Module {
   DecoderLayerImpl(const ModelArgs& a, const at::TensorOptions& o);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     KvCache* cache, int64_t layer);
+                     KvCache* cache, int64_t layer, int64_t mlp_rows = 0);  // mlp_rows: MlpImpl::forward's chunk_rows
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};

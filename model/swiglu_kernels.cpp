@@ -50,4 +50,13 @@ RLVR_CLONES void swiglu_backward_rows(const float* g, const float* u, const floa
   }
 }
 
+RLVR_CLONES void swiglu_backward_inplace_rows(float* g_du, const float* u, float* gh_dg, int64_t i0, int64_t i1) {
+#pragma omp simd
+  for (int64_t i = i0; i < i1; ++i) {
+    const float g = g_du[i], gh = gh_dg[i], s = sigmoid(g);
+    g_du[i] = gh * (g * s);
+    gh_dg[i] = gh * u[i] * (s * (1.0f + g * (1.0f - s)));
+  }
+}
+
 }  // namespace rlvr::model

@@ -15,4 +15,8 @@ void swiglu_rows(const float* g, const float* u, float* h, int64_t i0, int64_t i
 void swiglu_backward_rows(const float* g, const float* u, const float* gh, float* dg, float* du, int64_t i0,
                           int64_t i1);
 
+// The same in place, for a backward that no longer needs g or gh: g becomes du and gh becomes dg (each element is
+// read before it is written).
+void swiglu_backward_inplace_rows(float* g_du, const float* u, float* gh_dg, int64_t i0, int64_t i1);
+
 }  // namespace rlvr::model
