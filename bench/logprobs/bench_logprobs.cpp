@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   app.add_flag("--entropy", entropy, "also compute the entropy (as the GRPO metric does, no gradient)");
   bool unfused = false;
   app.add_flag("--unfused", unfused, "lm_head_logprobs + backward() (the head's backward recomputes the logits)");
+  bool no_grad = false, whole_mlp = false;
+  app.add_flag("--no-grad", no_grad, "the forward alone without grad, as the reference model scores (no backward)");
+  app.add_flag("--whole-mlp", whole_mlp, "with --no-grad: each MLP over all tokens at once (no chunks)");
   app.add_option("--head-rows", head_rows, "time the lm_head alone on this many random rows (no model; fused unless --unfused)");
   app.add_option("--chunk-rows", chunk_rows, "with --head-rows: rows per chunk (0 = the default budget)");
   app.add_option("--hidden", hidden, "with --head-rows");
@@ -130,6 +133,24 @@ int main(int argc, char** argv) {
   const double base = rss_mb();
   reset_peak();
   auto t0 = std::chrono::steady_clock::now();
+  if (no_grad) {  // rows of equal length: positions prompt-1 .. T-2 predict the response tokens
+    at::NoGradGuard ng;
+    rlvr::model::ForwardOptions fo;
+    fo.mlp_chunk_rows = whole_mlp ? int64_t{1} << 40 : 0;
+    auto h = lm->forward_hidden(pb.tokens, pb.positions, pb.attn_mask, fo);  // [B, T, H]
+    const int64_t B = h.size(0), T = h.size(1), R = T - prompt;
+    auto hr = h.narrow(1, prompt - 1, R).reshape({B * R, h.size(2)});
+    auto target = pb.tokens.narrow(1, prompt, R).reshape({B * R});
+    rlvr::model::LmHeadLogprobOptions o;
+    o.temperature = temperature;
+    auto logp = rlvr::model::lm_head_logprobs(hr, lm->lm_head_weight(), target, o).logp;
+    auto t1 = std::chrono::steady_clock::now();
+    nlohmann::json j{{"impl", whole_mlp ? "rlvr no-grad, whole MLP" : "rlvr no-grad"}, {"rows", B},
+                     {"prompt", prompt}, {"response", R}, {"tokens", B * T}, {"forward_s", seconds(t0, t1)},
+                     {"rss_loaded_mb", base}, {"peak_rss_mb", peak_rss_mb()}, {"logp_sum", logp.sum().item<double>()}};
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
   at::Tensor loss, carrier;
   if (unfused) {
     auto r = rlvr::trainer::response_logprobs(*lm, pb, temperature, entropy, /*grad_entropy=*/false,
