@@ -33,6 +33,13 @@ inline float sigmoid(float x) {
   return 1.0f / (1.0f + e_r * two_n);
 }
 
+// With s = sigmoid(g) and gh the gradient of h = g s u: du = gh g s, dg = gh u s (1 + g (1 - s)).
+inline void swiglu_grad(float g, float u, float gh, float& dg, float& du) {
+  const float s = sigmoid(g);
+  du = gh * (g * s);
+  dg = gh * u * (s * (1.0f + g * (1.0f - s)));
+}
+
 }  // namespace
 
 RLVR_CLONES void swiglu_rows(const float* g, const float* u, float* h, int64_t i0, int64_t i1) {
@@ -43,19 +50,14 @@ RLVR_CLONES void swiglu_rows(const float* g, const float* u, float* h, int64_t i
 RLVR_CLONES void swiglu_backward_rows(const float* g, const float* u, const float* gh, float* dg, float* du,
                                       int64_t i0, int64_t i1) {
 #pragma omp simd
-  for (int64_t i = i0; i < i1; ++i) {
-    const float s = sigmoid(g[i]);
-    du[i] = gh[i] * (g[i] * s);
-    dg[i] = gh[i] * u[i] * (s * (1.0f + g[i] * (1.0f - s)));
-  }
+  for (int64_t i = i0; i < i1; ++i) swiglu_grad(g[i], u[i], gh[i], dg[i], du[i]);
 }
 
 RLVR_CLONES void swiglu_backward_inplace_rows(float* g_du, const float* u, float* gh_dg, int64_t i0, int64_t i1) {
 #pragma omp simd
   for (int64_t i = i0; i < i1; ++i) {
-    const float g = g_du[i], gh = gh_dg[i], s = sigmoid(g);
-    g_du[i] = gh * (g * s);
-    gh_dg[i] = gh * u[i] * (s * (1.0f + g * (1.0f - s)));
+    const float g = g_du[i], gh = gh_dg[i];  // both read before either is written
+    swiglu_grad(g, u[i], gh, gh_dg[i], g_du[i]);
   }
 }
 
